@@ -1,0 +1,1 @@
+"""The Tutum-compatible REST API: wire-format modules, serializers, views and URLs."""

@@ -1,0 +1,77 @@
+"""Tastypie-style list pages: `{"meta": {limit, next, offset, previous, total_count}, "objects": [...]}`."""
+
+from django.conf import settings
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+
+
+def _non_negative_int(request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValidationError({name: [f"{name} must be a non-negative integer, got {raw!r}"]})
+    return value
+
+
+class TastypiePagination(LimitOffsetPagination):
+    """Limit/offset pages whose `next`/`previous` are paths under /api/v1/ that keep the caller's filters."""
+
+    default_limit = 25
+
+    @property
+    def max_limit(self) -> int:
+        return settings.API_MAX_PAGE_SIZE
+
+    def get_limit(self, request) -> int:
+        limit = _non_negative_int(request, self.limit_query_param, self.default_limit)
+        if limit == 0:
+            raise ValidationError({"limit": [f"limit must be between 1 and {self.max_limit}"]})
+        return min(limit, self.max_limit)
+
+    def get_offset(self, request) -> int:
+        return _non_negative_int(request, self.offset_query_param, 0)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.limit = self.get_limit(request)
+        self.offset = self.get_offset(request)
+        self.count = self.get_count(queryset)
+        if self.offset >= self.count:
+            return []
+        return list(queryset[self.offset : self.offset + self.limit])
+
+    def _page_path(self, offset: int) -> str:
+        path = self.request.get_full_path()
+        path = replace_query_param(path, self.limit_query_param, self.limit)
+        return replace_query_param(path, self.offset_query_param, offset)
+
+    def get_next_link(self) -> str | None:
+        if self.offset + self.limit >= self.count:
+            return None
+        return self._page_path(self.offset + self.limit)
+
+    def get_previous_link(self) -> str | None:
+        if self.offset <= 0:
+            return None
+        return self._page_path(max(self.offset - self.limit, 0))
+
+    def get_paginated_response(self, data) -> Response:
+        return Response(
+            {
+                "meta": {
+                    "limit": self.limit,
+                    "next": self.get_next_link(),
+                    "offset": self.offset,
+                    "previous": self.get_previous_link(),
+                    "total_count": self.count,
+                },
+                "objects": data,
+            }
+        )

@@ -1,0 +1,72 @@
+"""Routes under /api/v1/. A trailing slash is canonical (every URI we emit has one) but optional on input."""
+
+from django.urls import re_path
+
+from . import views
+from .errors import api_not_found
+from .views import UUID_REGEX
+
+SEGMENT = r"[^/]+"
+
+
+def route(pattern: str, view, name: str):
+    return re_path(rf"^{pattern}/?$", view, name=name)
+
+
+def resource(prefix: str, viewset, lookup: str, *, writable=(), detail_routes=(), name: str):
+    """The list, detail and per-object action routes of one resource."""
+    list_methods = {"get": "list"}
+    detail_methods = {"get": "retrieve"}
+    if "create" in writable:
+        list_methods["post"] = "create"
+    if "partial_update" in writable:
+        detail_methods["patch"] = "partial_update"
+    if "destroy" in writable:
+        detail_methods["delete"] = "destroy"
+    patterns = [
+        route(prefix, viewset.as_view(list_methods), f"{name}-list"),
+        route(f"{prefix}/{lookup}", viewset.as_view(detail_methods), f"{name}-detail"),
+    ]
+    for path, method_name in detail_routes:
+        patterns.append(route(f"{prefix}/{lookup}/{path}", viewset.as_view({"post": method_name}), f"{name}-{path}"))
+    return patterns
+
+
+uuid = rf"(?P<uuid>{UUID_REGEX})"
+
+urlpatterns = [
+    route("auth", views.AuthView.as_view(), "auth"),
+    *resource(
+        "nodecluster",
+        views.NodeClusterViewSet,
+        uuid,
+        writable=("create", "partial_update", "destroy"),
+        detail_routes=[("deploy", "deploy"), ("docker-upgrade", "docker_upgrade")],
+        name="nodecluster",
+    ),
+    *resource(
+        "node",
+        views.NodeViewSet,
+        uuid,
+        writable=("partial_update", "destroy"),
+        detail_routes=[("health-check", "health_check"), ("docker-upgrade", "docker_upgrade")],
+        name="node",
+    ),
+    *resource(
+        "action",
+        views.ActionViewSet,
+        uuid,
+        detail_routes=[("cancel", "cancel"), ("retry", "retry")],
+        name="action",
+    ),
+    *resource("provider", views.ProviderViewSet, rf"(?P<name>{SEGMENT})", name="provider"),
+    *resource("region", views.RegionViewSet, rf"(?P<provider>{SEGMENT})/(?P<name>{SEGMENT})", name="region"),
+    *resource(
+        "az",
+        views.AvailabilityZoneViewSet,
+        rf"(?P<provider>{SEGMENT})/(?P<region>{SEGMENT})/(?P<name>{SEGMENT})",
+        name="az",
+    ),
+    *resource("nodetype", views.NodeTypeViewSet, rf"(?P<provider>{SEGMENT})/(?P<name>{SEGMENT})", name="nodetype"),
+    re_path(r"^", api_not_found),
+]

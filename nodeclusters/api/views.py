@@ -1,0 +1,215 @@
+"""API views: declarative reads; each write parses input, calls one service and renders the result."""
+
+import json
+
+from django.db.models import QuerySet
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action as route
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from nodeclusters import selectors, services
+from nodeclusters.filtersets import (
+    ActionFilterSet,
+    AvailabilityZoneFilterSet,
+    NodeClusterFilterSet,
+    NodeFilterSet,
+    NodeTypeFilterSet,
+    ProviderFilterSet,
+    RegionFilterSet,
+)
+from nodeclusters.models import Action
+
+from . import serializers, uris
+
+ACTION_HEADER = "X-Tutum-Action-URI"
+UUID_REGEX = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class TutumViewSetMixin:
+    """What every resource shares: request context for actions, responses carrying the action's URI."""
+
+    def request_context(self) -> services.RequestContext:
+        data = self.request.data  # parsing here makes a non-JSON body a 415 on every write
+        if not isinstance(data, dict):
+            raise ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+        return services.RequestContext(
+            method=self.request.method,
+            path=self.request.path,
+            body=json.dumps(data) if data else "",
+            user_agent=self.request.headers.get("User-Agent", ""),
+            ip=self.request.META.get("REMOTE_ADDR") or None,
+        )
+
+    def validated(self, serializer_class) -> dict:
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def action_response(self, obj, action: Action, status_code: int) -> Response:
+        return Response(
+            self.get_serializer(obj).data, status=status_code, headers={ACTION_HEADER: uris.action_uri(action.uuid)}
+        )
+
+    def refetch(self, pk):
+        return self.get_queryset().get(pk=pk)
+
+
+class NodeClusterViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """`/api/v1/nodecluster/`: list, create, get, scale/tag (PATCH), terminate (DELETE), deploy, docker-upgrade."""
+
+    serializer_class = serializers.NodeClusterSerializer
+    filterset_class = NodeClusterFilterSet
+    lookup_field = "uuid"
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.node_cluster_list(owner=self.request.user)
+
+    def create(self, request):
+        context = self.request_context()
+        data = self.validated(serializers.NodeClusterCreateSerializer)
+        cluster, action = services.node_cluster_create(owner=request.user, context=context, **data)
+        return self.action_response(self.refetch(cluster.pk), action, status.HTTP_201_CREATED)
+
+    def partial_update(self, request, uuid=None):
+        context = self.request_context()
+        data = self.validated(serializers.NodeClusterUpdateSerializer)
+        cluster, action, asynchronous = services.node_cluster_update(
+            node_cluster_uuid=uuid, owner=request.user, context=context, **data
+        )
+        code = status.HTTP_202_ACCEPTED if asynchronous else status.HTTP_200_OK
+        return self.action_response(self.refetch(cluster.pk), action, code)
+
+    def destroy(self, request, uuid=None):
+        context = self.request_context()
+        cluster, action = services.node_cluster_terminate(node_cluster_uuid=uuid, owner=request.user, context=context)
+        return self.action_response(self.refetch(cluster.pk), action, status.HTTP_202_ACCEPTED)
+
+    @route(detail=True, methods=["post"])
+    def deploy(self, request, uuid=None):
+        context = self.request_context()
+        cluster, action = services.node_cluster_deploy(node_cluster_uuid=uuid, owner=request.user, context=context)
+        return self.action_response(self.refetch(cluster.pk), action, status.HTTP_202_ACCEPTED)
+
+    @route(detail=True, methods=["post"], url_path="docker-upgrade")
+    def docker_upgrade(self, request, uuid=None):
+        context = self.request_context()
+        cluster, action = services.node_cluster_docker_upgrade(
+            node_cluster_uuid=uuid, owner=request.user, context=context
+        )
+        return self.action_response(self.refetch(cluster.pk), action, status.HTTP_202_ACCEPTED)
+
+
+class NodeViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """`/api/v1/node/`: list, get, rename/tag (PATCH), terminate (DELETE), health-check, docker-upgrade."""
+
+    serializer_class = serializers.NodeSerializer
+    filterset_class = NodeFilterSet
+    lookup_field = "uuid"
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.node_list(owner=self.request.user)
+
+    def partial_update(self, request, uuid=None):
+        context = self.request_context()
+        data = self.validated(serializers.NodeUpdateSerializer)
+        node, action = services.node_update(node_uuid=uuid, owner=request.user, context=context, **data)
+        return self.action_response(self.refetch(node.pk), action, status.HTTP_200_OK)
+
+    def destroy(self, request, uuid=None):
+        context = self.request_context()
+        node, action = services.node_terminate(node_uuid=uuid, owner=request.user, context=context)
+        return self.action_response(self.refetch(node.pk), action, status.HTTP_202_ACCEPTED)
+
+    @route(detail=True, methods=["post"], url_path="health-check")
+    def health_check(self, request, uuid=None):
+        context = self.request_context()
+        node, action = services.node_health_check(node_uuid=uuid, owner=request.user, context=context)
+        return self.action_response(self.refetch(node.pk), action, status.HTTP_202_ACCEPTED)
+
+    @route(detail=True, methods=["post"], url_path="docker-upgrade")
+    def docker_upgrade(self, request, uuid=None):
+        context = self.request_context()
+        node, action = services.node_docker_upgrade(node_uuid=uuid, owner=request.user, context=context)
+        return self.action_response(self.refetch(node.pk), action, status.HTTP_202_ACCEPTED)
+
+
+class ActionViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """`/api/v1/action/`: list, get, cancel, retry."""
+
+    serializer_class = serializers.ActionSerializer
+    filterset_class = ActionFilterSet
+    lookup_field = "uuid"
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.action_list(owner=self.request.user)
+
+    @route(detail=True, methods=["post"])
+    def cancel(self, request, uuid=None):
+        context = self.request_context()
+        action = services.action_cancel(action_uuid=uuid, owner=request.user, context=context)
+        return self.action_response(self.refetch(action.pk), action, status.HTTP_202_ACCEPTED)
+
+    @route(detail=True, methods=["post"])
+    def retry(self, request, uuid=None):
+        context = self.request_context()
+        action = services.action_retry(action_uuid=uuid, owner=request.user, context=context)
+        return self.action_response(self.refetch(action.pk), action, status.HTTP_202_ACCEPTED)
+
+
+class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Read-only catalog resources, looked up by the names in their URI (`provider/name`)."""
+
+    #: URL keyword -> ORM lookup used to fetch one object.
+    lookups: dict[str, str] = {}
+
+    def get_object(self):
+        filters = {orm: self.kwargs[kwarg] for kwarg, orm in self.lookups.items()}
+        obj = self.get_queryset().filter(**filters).first()
+        if obj is None:
+            raise NotFound()
+        return obj
+
+
+class ProviderViewSet(CatalogViewSet):
+    serializer_class = serializers.ProviderSerializer
+    filterset_class = ProviderFilterSet
+    lookups = {"name": "name"}
+
+    def get_queryset(self):
+        return selectors.provider_list()
+
+
+class RegionViewSet(CatalogViewSet):
+    serializer_class = serializers.RegionSerializer
+    filterset_class = RegionFilterSet
+    lookups = {"provider": "provider__name", "name": "name"}
+
+    def get_queryset(self):
+        return selectors.region_list()
+
+
+class AvailabilityZoneViewSet(CatalogViewSet):
+    serializer_class = serializers.AvailabilityZoneSerializer
+    filterset_class = AvailabilityZoneFilterSet
+    lookups = {"provider": "region__provider__name", "region": "region__name", "name": "name"}
+
+    def get_queryset(self):
+        return selectors.availability_zone_list()
+
+
+class NodeTypeViewSet(CatalogViewSet):
+    serializer_class = serializers.NodeTypeSerializer
+    filterset_class = NodeTypeFilterSet
+    lookups = {"provider": "provider__name", "name": "name"}
+
+    def get_queryset(self):
+        return selectors.node_type_list()
+
+
+class AuthView(APIView):
+    """`/api/v1/auth/`: 200 with the caller's username when the credentials are good (clients verify keys here)."""
+
+    def get(self, request):
+        return Response({"username": request.user.get_username(), "user": request.user.get_username()})

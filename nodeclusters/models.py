@@ -1,0 +1,221 @@
+"""Database models: the shared catalog, users' node clusters, nodes and actions, and API keys."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .choices import ActionState, NodeClusterState, NodeState
+
+
+class Provider(models.Model):
+    """A cloud provider offered by this server (e.g. `digitalocean`, `aws`, `local`)."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    label = models.CharField(max_length=128)
+    available = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Region(models.Model):
+    """A provider's data center (or part of one) where nodes can be deployed."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="regions")
+    name = models.CharField(max_length=64)
+    label = models.CharField(max_length=128)
+    available = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["provider__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="region_unique_per_provider")]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name}/{self.name}"
+
+
+class AvailabilityZone(models.Model):
+    """An isolated location inside a region (AWS only in the seeded catalog)."""
+
+    region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="availability_zones")
+    name = models.CharField(max_length=64)
+    available = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["region__provider__name", "region__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["region", "name"], name="az_unique_per_region")]
+
+    def __str__(self) -> str:
+        return f"{self.region}/{self.name}"
+
+
+class NodeType(models.Model):
+    """An instance size a provider offers in some of its regions."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="node_types")
+    name = models.CharField(max_length=64)
+    label = models.CharField(max_length=128)
+    available = models.BooleanField(default=True)
+    cpu = models.PositiveSmallIntegerField(default=1)
+    memory = models.PositiveIntegerField(default=1024, help_text="Memory in MB")
+    disk = models.PositiveIntegerField(default=20, help_text="Local disk in GB")
+    regions = models.ManyToManyField(Region, related_name="node_types", blank=True)
+    availability_zones = models.ManyToManyField(AvailabilityZone, related_name="node_types", blank=True)
+
+    class Meta:
+        ordering = ["provider__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="nodetype_unique_per_provider")]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name}/{self.name}"
+
+
+class NodeCluster(models.Model):
+    """A user's group of nodes of one node type in one region; `target_num_nodes` is the desired state."""
+
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="node_clusters")
+    name = models.CharField(max_length=128)
+    nickname = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=32, choices=NodeClusterState.choices, default=NodeClusterState.INIT)
+    node_type = models.ForeignKey(NodeType, on_delete=models.PROTECT, related_name="node_clusters")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="node_clusters")
+    disk = models.PositiveIntegerField(default=60)
+    target_num_nodes = models.PositiveIntegerField(default=1)
+    tags = models.JSONField(default=list, blank=True)
+    provider_options = models.JSONField(default=dict, blank=True)
+    # The latest action that set the desired state; the engine reports progress on it and supersedes the
+    # previous one when a newer request arrives.
+    current_action = models.ForeignKey("Action", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deployed_datetime = models.DateTimeField(null=True, blank=True)
+    destroyed_datetime = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "uuid"]
+        indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.uuid})"
+
+
+class Node(models.Model):
+    """One cloud instance of a node cluster. The row is written before the provider is asked for it."""
+
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="nodes")
+    node_cluster = models.ForeignKey(NodeCluster, on_delete=models.CASCADE, related_name="nodes", null=True, blank=True)
+    node_type = models.ForeignKey(NodeType, on_delete=models.PROTECT, related_name="nodes")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="nodes")
+    availability_zone = models.ForeignKey(
+        AvailabilityZone, on_delete=models.PROTECT, related_name="nodes", null=True, blank=True
+    )
+    state = models.CharField(max_length=32, choices=NodeState.choices, default=NodeState.DEPLOYING)
+    nickname = models.CharField(max_length=255, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    external_fqdn = models.CharField(max_length=255, blank=True)
+    public_ip = models.GenericIPAddressField(null=True, blank=True)
+    instance_id = models.CharField(max_length=128, blank=True, db_index=True)
+    cpu = models.PositiveSmallIntegerField(default=0)
+    memory = models.PositiveIntegerField(default=0)
+    disk = models.PositiveIntegerField(default=0)
+    docker_version = models.CharField(max_length=32, blank=True)
+    docker_execdriver = models.CharField(max_length=32, blank=True)
+    docker_graphdriver = models.CharField(max_length=32, blank=True)
+    current_num_containers = models.PositiveIntegerField(default=0)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    last_metric = models.JSONField(default=dict, blank=True)
+    tunnel = models.CharField(max_length=255, null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A short lease taken by the one engine task allowed to call the provider for this node; it expires on
+    # its own, so a task killed with its worker blocks nobody for longer than the lease.
+    lease_token = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # When the engine last scheduled or did work on this node; a node in transit not touched for a while is
+    # stuck (its task was lost) and the sweep schedules it again.
+    engine_touched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    state_changed_at = models.DateTimeField(auto_now_add=True)
+    deployed_datetime = models.DateTimeField(null=True, blank=True)
+    destroyed_datetime = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "uuid"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["node_cluster", "state"]),
+            models.Index(fields=["state"]),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.uuid)
+
+
+class Action(models.Model):
+    """The audit record of one API call (or engine operation) and, for asynchronous work, its progress."""
+
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="actions")
+    action = models.CharField(max_length=64)
+    method = models.CharField(max_length=10, blank=True)
+    path = models.CharField(max_length=512, blank=True)
+    body = models.TextField(blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    location = models.CharField(max_length=128, blank=True)
+    object_uri = models.CharField(max_length=255)
+    node_cluster = models.ForeignKey(
+        NodeCluster, on_delete=models.CASCADE, related_name="actions", null=True, blank=True
+    )
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="actions", null=True, blank=True)
+    state = models.CharField(max_length=16, choices=ActionState.choices, default=ActionState.IN_PROGRESS)
+    start_date = models.DateTimeField()
+    end_date = models.DateTimeField(null=True, blank=True)
+    is_user_action = models.BooleanField(default=True)
+    can_be_canceled = models.BooleanField(default=False)
+    can_be_retried = models.BooleanField(default=False)
+    # For actions that set a cluster's desired size: the size asked for, so a retry can ask for it again.
+    target_num_nodes = models.PositiveIntegerField(null=True, blank=True)
+    logs = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-start_date", "uuid"]
+        indexes = [
+            models.Index(fields=["owner", "-start_date"]),
+            models.Index(fields=["object_uri"]),
+            models.Index(fields=["state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_uri} ({self.state})"
+
+
+class ApiKey(models.Model):
+    """An API key: a short lookup prefix plus a SHA-256 digest; the key itself is shown once and never stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    label = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+        constraints = [models.CheckConstraint(condition=~Q(prefix=""), name="apikey_prefix_not_empty")]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,310 @@
+"""The engine's node steps: the only code that calls provider drivers, always outside database transactions.
+
+Each step takes the node's lease first (an atomic conditional UPDATE), so at most one task talks to the provider
+about a node at a time; a step killed half-way is picked up again once its lease expires. Steps return what to
+do next and leave scheduling (polls, retries with backoff) to the Celery tasks that call them.
+"""
+
+import datetime
+import enum
+import logging
+import uuid as uuid_module
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from providers.base import Instance, InstanceState, NodeSpec, PermanentProviderError, TransientProviderError
+from providers.registry import get_driver
+
+from .choices import ACTION_OPEN_STATES, ActionState, NodeState
+from .models import Action, Node
+from .services.actions import _log_line, engine_schedule_reconcile
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    DONE = "done"  # nothing more to do for this node in this step
+    POLL = "poll"  # the provider is still working; look again shortly
+    BUSY = "busy"  # another task holds the lease; it will carry on
+    TRANSIENT = "transient"  # the provider failed in a way worth retrying
+
+
+@dataclass(frozen=True)
+class Step:
+    outcome: Outcome
+    error: str = ""
+
+
+# --- leases and logs -------------------------------------------------------------------------------------------
+
+
+def _claim(node_uuid, states) -> str | None:
+    token = uuid_module.uuid4().hex
+    now = timezone.now()
+    claimed = (
+        Node.objects.filter(pk=node_uuid, state__in=states)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            lease_token=token,
+            lease_until=now + datetime.timedelta(seconds=settings.ENGINE_LEASE_SECONDS),
+            engine_touched_at=now,
+        )
+    )
+    return token if claimed else None
+
+
+def _release(node_uuid, token: str) -> None:
+    Node.objects.filter(pk=node_uuid, lease_token=token).update(lease_token="", lease_until=None)
+
+
+def _not_claimed(node_uuid, states) -> Step:
+    """BUSY if the node still needs this step (someone else holds the lease), DONE if it has moved on."""
+    still_waiting = Node.objects.filter(pk=node_uuid, state__in=states).exists()
+    return Step(Outcome.BUSY if still_waiting else Outcome.DONE)
+
+
+def node_log(node: Node, message: str) -> None:
+    """One log line on the node's open actions and on its cluster's current action."""
+    line = f"Node {node.uuid}: {message}"
+    logger.info("%s", line, extra={"node_uuid": str(node.uuid), "node_cluster_uuid": str(node.node_cluster_id)})
+    related = Q(node_id=node.pk)
+    if node.node_cluster_id:
+        related |= Q(node_cluster_id=node.node_cluster_id, node_cluster__current_action_id=F("pk"))
+    Action.objects.filter(related, state__in=ACTION_OPEN_STATES).update(logs=Concat(F("logs"), Value(_log_line(line))))
+
+
+def _finish_node_actions(node: Node, *, state: str, message: str) -> None:
+    Action.objects.filter(node_id=node.pk, state__in=ACTION_OPEN_STATES).update(
+        state=state, end_date=timezone.now(), can_be_canceled=False, logs=Concat(F("logs"), Value(_log_line(message)))
+    )
+
+
+def _load(node_uuid) -> Node:
+    return Node.objects.select_related(
+        "node_cluster", "node_type", "region__provider", "availability_zone", "owner"
+    ).get(pk=node_uuid)
+
+
+def _spec(node: Node) -> NodeSpec:
+    cluster = node.node_cluster
+    return NodeSpec(
+        node_uuid=str(node.uuid),
+        cluster_uuid=str(node.node_cluster_id or ""),
+        region=node.region.name,
+        node_type=node.node_type.name,
+        disk_gb=cluster.disk if cluster else node.disk,
+        availability_zone=node.availability_zone.name if node.availability_zone else None,
+        provider_options=cluster.provider_options if cluster else {},
+    )
+
+
+def _changed(node: Node) -> None:
+    """A node changed state: let its cluster re-derive its own."""
+    if node.node_cluster_id:
+        engine_schedule_reconcile(node_cluster_uuid=node.node_cluster_id)
+
+
+# --- steps ------------------------------------------------------------------------------------------------------
+
+
+def node_deploy_step(node_uuid) -> Step:
+    """Create the node's instance (or find the one an earlier attempt made) and wait for it to run."""
+    token = _claim(node_uuid, [NodeState.DEPLOYING])
+    if token is None:
+        return _not_claimed(node_uuid, [NodeState.DEPLOYING])
+    node = _load(node_uuid)
+    try:
+        driver = get_driver(node.region.provider.name)
+        region = node.region.name
+        if not node.instance_id:
+            instance = driver.find_node(node_uuid=str(node.uuid), region=region)
+            if instance is None:
+                node_log(
+                    node,
+                    f"creating a {node.node_type.name} instance in {region}"
+                    + (f" ({node.availability_zone.name})" if node.availability_zone else ""),
+                )
+                Node.objects.filter(pk=node.pk).update(attempts=F("attempts") + 1)
+                instance = driver.create_node(_spec(node))
+                node_log(node, f"instance {instance.instance_id} created ({instance.state})")
+            else:
+                node_log(node, f"found instance {instance.instance_id} made by an earlier attempt; adopting it")
+            node.instance_id = instance.instance_id
+            Node.objects.filter(pk=node.pk).update(instance_id=instance.instance_id)
+        else:
+            instance = driver.get_node(instance_id=node.instance_id, region=region)
+        if instance is None or instance.is_gone:
+            _node_failed(node, f"instance {node.instance_id} disappeared while deploying")
+            return Step(Outcome.DONE)
+        if instance.state == InstanceState.RUNNING:
+            _node_deployed(node, instance)
+            return Step(Outcome.DONE)
+        if (timezone.now() - node.created_at).total_seconds() > settings.ENGINE_DEPLOY_TIMEOUT:
+            _node_failed(
+                node,
+                f"instance {instance.instance_id} still {instance.state} after {settings.ENGINE_DEPLOY_TIMEOUT:.0f} s",
+            )
+            return Step(Outcome.DONE)
+        return Step(Outcome.POLL)
+    except TransientProviderError as error:
+        node_log(node, f"transient provider error: {error}")
+        return Step(Outcome.TRANSIENT, str(error))
+    except PermanentProviderError as error:
+        _node_failed(node, str(error))
+        return Step(Outcome.DONE)
+    finally:
+        _release(node_uuid, token)
+
+
+def node_give_up(node_uuid, reason: str) -> None:
+    """A step ran out of retries: fail the node (a deploying one is then cleaned up)."""
+    node = _load(node_uuid)
+    if node.state == NodeState.DEPLOYING:
+        _node_failed(node, reason)
+    else:
+        node_log(node, f"giving up for now: {reason}; the sweep will try again later")
+
+
+def _node_deployed(node: Node, instance: Instance) -> None:
+    now = timezone.now()
+    updated = Node.objects.filter(pk=node.pk, state=NodeState.DEPLOYING).update(
+        state=NodeState.DEPLOYED,
+        state_changed_at=now,
+        deployed_datetime=now,
+        last_seen=now,
+        public_ip=instance.public_ip,
+        cpu=node.node_type.cpu,
+        memory=node.node_type.memory,
+        disk=node.node_cluster.disk if node.node_cluster else node.node_type.disk,
+        docker_version=instance.extra.get("docker_version") or settings.NODE_DOCKER_VERSION,
+        docker_execdriver="native-0.2",
+        docker_graphdriver="overlay",
+    )
+    if updated:
+        node_log(node, f"instance {instance.instance_id} running at {instance.public_ip or 'no public IP'}; deployed")
+        _changed(node)
+
+
+def _node_failed(node: Node, reason: str) -> None:
+    """Mark a deploying node failed; it goes `Terminating` so the terminate step removes any half-made instance."""
+    updated = Node.objects.filter(pk=node.pk, state=NodeState.DEPLOYING).update(
+        state=NodeState.TERMINATING,
+        state_changed_at=timezone.now(),
+        failure_reason=reason[:2000],
+        engine_touched_at=None,
+    )
+    if updated:
+        node_log(node, f"deploy failed: {reason}; cleaning up")
+        _changed(node)
+
+
+def node_terminate_step(node_uuid) -> Step:
+    """Destroy the node's instance, and any twin carrying its uuid tag, then mark it `Terminated`."""
+    token = _claim(node_uuid, [NodeState.TERMINATING])
+    if token is None:
+        return _not_claimed(node_uuid, [NodeState.TERMINATING])
+    node = _load(node_uuid)
+    try:
+        driver = get_driver(node.region.provider.name)
+        region = node.region.name
+        destroyed = set()
+        if node.instance_id:
+            driver.destroy_node(instance_id=node.instance_id, region=region)
+            destroyed.add(node.instance_id)
+            node_log(node, f"instance {node.instance_id} terminated")
+        # An instance made by an attempt that died before recording its id carries our tag: find it too.
+        for _ in range(3):
+            found = driver.find_node(node_uuid=str(node.uuid), region=region)
+            if found is None or found.instance_id in destroyed:
+                break
+            driver.destroy_node(instance_id=found.instance_id, region=region)
+            destroyed.add(found.instance_id)
+            node_log(node, f"instance {found.instance_id} (found by tag) terminated")
+        if not destroyed:
+            node_log(node, "no instance to terminate")
+        now = timezone.now()
+        Node.objects.filter(pk=node.pk, state=NodeState.TERMINATING).update(
+            state=NodeState.TERMINATED, state_changed_at=now, destroyed_datetime=now
+        )
+        _finish_node_actions(node, state=ActionState.SUCCESS, message="Node terminated")
+        _changed(node)
+        return Step(Outcome.DONE)
+    except TransientProviderError as error:
+        node_log(node, f"transient provider error while terminating: {error}")
+        return Step(Outcome.TRANSIENT, str(error))
+    except PermanentProviderError as error:
+        node_log(node, f"could not terminate: {error}; the sweep will try again")
+        _finish_node_actions(node, state=ActionState.FAILED, message=f"Terminate failed: {error}")
+        return Step(Outcome.DONE)
+    finally:
+        _release(node_uuid, token)
+
+
+def node_upgrade_step(node_uuid) -> Step:
+    """Upgrade Docker on an `Upgrading` node, then put it back to `Deployed` with its new version."""
+    token = _claim(node_uuid, [NodeState.UPGRADING])
+    if token is None:
+        return _not_claimed(node_uuid, [NodeState.UPGRADING])
+    node = _load(node_uuid)
+    try:
+        driver = get_driver(node.region.provider.name)
+        driver.upgrade_docker(instance_id=node.instance_id, region=node.region.name)
+        instance = driver.get_node(instance_id=node.instance_id, region=node.region.name)
+        version = (instance.extra.get("docker_version") if instance else None) or node.docker_version
+        Node.objects.filter(pk=node.pk, state=NodeState.UPGRADING).update(
+            state=NodeState.DEPLOYED, state_changed_at=timezone.now(), docker_version=version
+        )
+        _finish_node_actions(node, state=ActionState.SUCCESS, message=f"Docker upgraded to {version}")
+        node_log(node, f"Docker upgraded to {version}")
+        _changed(node)
+        return Step(Outcome.DONE)
+    except TransientProviderError as error:
+        return Step(Outcome.TRANSIENT, str(error))
+    except PermanentProviderError as error:
+        Node.objects.filter(pk=node.pk, state=NodeState.UPGRADING).update(
+            state=NodeState.DEPLOYED, state_changed_at=timezone.now()
+        )
+        _finish_node_actions(node, state=ActionState.FAILED, message=f"Docker upgrade failed: {error}")
+        node_log(node, f"Docker upgrade failed: {error}")
+        _changed(node)
+        return Step(Outcome.DONE)
+    finally:
+        _release(node_uuid, token)
+
+
+def node_health_step(node_uuid, action_uuid=None) -> Step:
+    """Ask the provider whether the node is up: `Deployed` (and `last_seen` now) or `Unreachable`."""
+    node = _load(node_uuid)
+    if node.state not in (NodeState.DEPLOYED, NodeState.UNREACHABLE):
+        return Step(Outcome.DONE)
+    try:
+        healthy = get_driver(node.region.provider.name).check_health(
+            instance_id=node.instance_id, region=node.region.name
+        )
+    except TransientProviderError as error:
+        return Step(Outcome.TRANSIENT, str(error))
+    except PermanentProviderError as error:
+        healthy = False
+        node_log(node, f"health check failed: {error}")
+    now = timezone.now()
+    new_state = NodeState.DEPLOYED if healthy else NodeState.UNREACHABLE
+    updates = {"state": new_state}
+    if healthy:
+        updates["last_seen"] = now
+    if node.state != new_state:
+        updates["state_changed_at"] = now
+    Node.objects.filter(pk=node.pk, state__in=[NodeState.DEPLOYED, NodeState.UNREACHABLE]).update(**updates)
+    if action_uuid:
+        Action.objects.filter(pk=action_uuid, state__in=ACTION_OPEN_STATES).update(
+            state=ActionState.SUCCESS,
+            end_date=now,
+            logs=Concat(F("logs"), Value(_log_line(f"Node is {'reachable' if healthy else 'unreachable'}"))),
+        )
+    if node.state != new_state:
+        node_log(node, f"now {new_state}")
+        _changed(node)
+    return Step(Outcome.DONE)

@@ -1,0 +1,268 @@
+"""The level-triggered reconcile of one node cluster: compare desired and actual, act on the difference, derive state.
+
+The database is the source of truth: `target_num_nodes` is the desired state, `Node` rows are the actual state.
+Reconcile never calls a provider; it writes `Node` rows (new ones in `Deploying`, surplus ones `Terminating`)
+under the cluster's row lock and schedules node steps after commit. Running it twice, or twice at once, is
+harmless: the second run sees the first one's rows.
+"""
+
+import datetime
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .choices import ACTION_OPEN_STATES, ActionState, NodeClusterState, NodeState
+from .models import Node, NodeCluster
+from .services.actions import action_finish, action_log, engine_schedule
+
+logger = logging.getLogger(__name__)
+
+#: The node step task for each state in transit.
+STEP_TASKS = {
+    NodeState.DEPLOYING: "nodeclusters.deploy_node",
+    NodeState.TERMINATING: "nodeclusters.terminate_node",
+    NodeState.UPGRADING: "nodeclusters.upgrade_node_docker",
+}
+_UP_STATES = (NodeState.DEPLOYED, NodeState.UNREACHABLE, NodeState.UPGRADING)
+
+
+@dataclass
+class ReconcileResult:
+    """What one reconcile did, for logs and tests."""
+
+    state: str
+    created: list = field(default_factory=list)
+    terminating: list = field(default_factory=list)
+    scheduled: list = field(default_factory=list)
+
+
+def failure_budget(target: int) -> int:
+    """How many failed nodes one action may replace before it gives up and leaves the cluster as it is."""
+    return settings.ENGINE_FAILURE_BUDGET or max(3, target)
+
+
+def pick_scale_in(active: list[Node], count: int) -> list[Node]:
+    """Which nodes to remove: those not deployed yet first, then the newest."""
+    ranked = sorted(active, key=lambda node: (node.state != NodeState.DEPLOYING, -node.created_at.timestamp()))
+    return ranked[:count]
+
+
+def derive_state(*, current: str, target: int, active: list[Node], in_transit: int, gave_up: bool) -> str:
+    """A cluster's state from its nodes. Pure, so every cell of the table is unit-tested."""
+    up = [node for node in active if node.state in _UP_STATES]
+    if current == NodeClusterState.TERMINATING:
+        return NodeClusterState.TERMINATED if in_transit == 0 and not active else NodeClusterState.TERMINATING
+    converged = in_transit == 0 and len(active) == target
+    if not converged and not (gave_up and in_transit == 0):
+        if current in (NodeClusterState.DEPLOYING, NodeClusterState.INIT):
+            return NodeClusterState.DEPLOYING
+        return NodeClusterState.SCALING
+    if not up:
+        return NodeClusterState.EMPTY_CLUSTER
+    if len(up) == target and all(node.state != NodeState.UNREACHABLE for node in up):
+        return NodeClusterState.DEPLOYED
+    return NodeClusterState.PARTLY_DEPLOYED
+
+
+def _zones_for(cluster: NodeCluster) -> list:
+    return list(cluster.node_type.availability_zones.filter(region=cluster.region, available=True).order_by("name"))
+
+
+def _new_nodes(cluster: NodeCluster, count: int, active: list[Node]) -> list[Node]:
+    """Rows for `count` new nodes, spread over the region's zones (the least used first)."""
+    zones = _zones_for(cluster)
+    used = Counter(node.availability_zone_id for node in active)
+    nodes = []
+    for _ in range(count):
+        zone = min(zones, key=lambda z: (used[z.pk], z.name)) if zones else None
+        if zone is not None:
+            used[zone.pk] += 1
+        node = Node(
+            owner_id=cluster.owner_id,
+            node_cluster=cluster,
+            node_type=cluster.node_type,
+            region=cluster.region,
+            availability_zone=zone,
+            state=NodeState.DEPLOYING,
+            tags=list(cluster.tags),
+            disk=cluster.disk,
+        )
+        node.external_fqdn = f"{str(node.uuid)[:8]}.{settings.NODE_FQDN_DOMAIN}"
+        nodes.append(node)
+    return nodes
+
+
+def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
+    """Take the next steps towards the cluster's desired state; None if there is nothing to reconcile."""
+    now = timezone.now()
+    stuck_before = now - datetime.timedelta(seconds=settings.ENGINE_STUCK_AFTER)
+    with transaction.atomic():
+        cluster = (
+            NodeCluster.objects.select_for_update(of=("self",))
+            .select_related("current_action", "node_type", "region")
+            .filter(uuid=node_cluster_uuid)
+            .first()
+        )
+        if cluster is None or cluster.state in (NodeClusterState.INIT, NodeClusterState.TERMINATED):
+            return None
+        live = list(cluster.nodes.filter(state__in=list(STEP_TASKS) + list(_UP_STATES)))
+        active = [node for node in live if node.state != NodeState.TERMINATING]
+        action = (
+            cluster.current_action
+            if cluster.current_action and cluster.current_action.state in ACTION_OPEN_STATES
+            else None
+        )
+        failed = 0
+        if action is not None:
+            failed = cluster.nodes.filter(created_at__gte=action.start_date).exclude(failure_reason="").count()
+        budget_left = failed < failure_budget(cluster.target_num_nodes)
+        result = ReconcileResult(state=cluster.state)
+
+        difference = len(active) - cluster.target_num_nodes
+        if difference < 0 and budget_left:
+            new_nodes = _new_nodes(cluster, -difference, active)
+            Node.objects.bulk_create(new_nodes)
+            active.extend(new_nodes)
+            live.extend(new_nodes)
+            result.created = [node.uuid for node in new_nodes]
+            if action is not None:
+                action_log(action=action, message=f"Creating {len(new_nodes)} node(s)")
+        elif difference > 0:
+            victims = pick_scale_in(active, difference)
+            victim_ids = [node.pk for node in victims]
+            Node.objects.filter(pk__in=victim_ids).update(
+                state=NodeState.TERMINATING, state_changed_at=now, engine_touched_at=None
+            )
+            for node in victims:
+                node.state, node.engine_touched_at = NodeState.TERMINATING, None
+            active = [node for node in active if node.pk not in set(victim_ids)]
+            result.terminating = victim_ids
+            if action is not None:
+                action_log(action=action, message=f"Terminating {len(victims)} node(s)")
+
+        # Schedule a step for every node in transit that no task has touched lately (new, or its task was lost).
+        due = [
+            node
+            for node in live
+            if node.state in STEP_TASKS
+            and (node.engine_touched_at is None or node.engine_touched_at < stuck_before)
+            and (node.lease_until is None or node.lease_until < now)
+        ]
+        if due:
+            Node.objects.filter(pk__in=[node.pk for node in due]).update(engine_touched_at=now)
+            for node in due:
+                engine_schedule(STEP_TASKS[node.state], node.uuid)
+            result.scheduled = [node.uuid for node in due]
+
+        in_transit = sum(1 for node in live if node.state in STEP_TASKS)
+        gave_up = not budget_left and len(active) < cluster.target_num_nodes
+        state = derive_state(
+            current=cluster.state,
+            target=cluster.target_num_nodes,
+            active=active,
+            in_transit=in_transit,
+            gave_up=gave_up,
+        )
+        fields = ["state", "updated_at"]
+        if state in (NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED) and cluster.deployed_datetime is None:
+            cluster.deployed_datetime = now
+            fields.append("deployed_datetime")
+        if state == NodeClusterState.TERMINATED:
+            cluster.destroyed_datetime = now
+            fields.append("destroyed_datetime")
+        cluster.state = state
+        cluster.save(update_fields=fields)
+        result.state = state
+
+        if action is not None and state not in (
+            NodeClusterState.DEPLOYING,
+            NodeClusterState.SCALING,
+            NodeClusterState.TERMINATING,
+        ):
+            _finish_current_action(cluster, action, state=state, gave_up=gave_up)
+        _finish_docker_upgrade(cluster, live)
+    return result
+
+
+def _finish_current_action(cluster: NodeCluster, action, *, state: str, gave_up: bool) -> None:
+    up = cluster.nodes.filter(state__in=_UP_STATES).count()
+    if action.state == ActionState.CANCELING:
+        action_finish(action=action, state=ActionState.CANCELED, message=f"Canceled; {up} node(s) kept")
+    elif gave_up:
+        reasons = list(
+            cluster.nodes.filter(created_at__gte=action.start_date)
+            .exclude(failure_reason="")
+            .values_list("uuid", "failure_reason")[:5]
+        )
+        summary = "; ".join(f"node {node_uuid}: {reason}" for node_uuid, reason in reasons)
+        action_finish(
+            action=action,
+            state=ActionState.FAILED,
+            message=f"Gave up with {up} of {cluster.target_num_nodes} node(s) deployed ({state}). Failures: {summary}",
+        )
+    elif state == NodeClusterState.TERMINATED:
+        action_finish(action=action, state=ActionState.SUCCESS, message="Node cluster terminated")
+    else:
+        action_finish(action=action, state=ActionState.SUCCESS, message=f"{state}: {up} node(s) up")
+
+
+def _finish_docker_upgrade(cluster: NodeCluster, live: list[Node]) -> None:
+    """Close the cluster's Docker upgrade actions once none of its nodes is upgrading any more."""
+    if any(node.state == NodeState.UPGRADING for node in live):
+        return
+    for action in cluster.actions.filter(
+        Q(action="Node Cluster Docker Upgrade"), state__in=ACTION_OPEN_STATES, node__isnull=True
+    ):
+        action_finish(action=action, state=ActionState.SUCCESS, message="Every node upgraded")
+
+
+def unconverged_cluster_uuids() -> list:
+    """Clusters the engine still owes work: busy states, or nodes in transit whose step seems lost."""
+    stuck_before = timezone.now() - datetime.timedelta(seconds=settings.ENGINE_STUCK_AFTER)
+    busy = NodeCluster.objects.filter(
+        state__in=[NodeClusterState.DEPLOYING, NodeClusterState.SCALING, NodeClusterState.TERMINATING]
+    ).values_list("uuid", flat=True)
+    stuck = (
+        Node.objects.filter(state__in=list(STEP_TASKS), node_cluster__isnull=False)
+        .filter(Q(engine_touched_at__isnull=True) | Q(engine_touched_at__lt=stuck_before))
+        .values_list("node_cluster_id", flat=True)
+    )
+    return sorted(set(busy) | set(stuck), key=str)
+
+
+def leaked_instances(driver, *, region: str) -> list:
+    """Instances in the region tagged as ours that no live node owns: no such node, a terminated one, or a twin."""
+    instances = driver.list_nodes(region=region)
+    by_node = {}
+    node_uuids = [instance.node_uuid for instance in instances if instance.node_uuid]
+    for node_uuid, state, instance_id in Node.objects.filter(uuid__in=_valid_uuids(node_uuids)).values_list(
+        "uuid", "state", "instance_id"
+    ):
+        by_node[str(node_uuid)] = (state, instance_id)
+    leaks = []
+    for instance in instances:
+        owner = by_node.get(instance.node_uuid or "")
+        if owner is None:
+            leaks.append((instance, "no node owns it"))
+        elif owner[0] == NodeState.TERMINATED:
+            leaks.append((instance, f"its node {instance.node_uuid} is terminated"))
+        elif owner[1] and owner[1] != instance.instance_id:
+            leaks.append((instance, f"a twin of {owner[1]} for node {instance.node_uuid}"))
+    return leaks
+
+
+def _valid_uuids(values):
+    import uuid as uuid_module
+
+    valid = []
+    for value in values:
+        try:
+            valid.append(uuid_module.UUID(value))
+        except (ValueError, TypeError):
+            continue
+    return valid

@@ -1,0 +1,208 @@
+"""Actions: recording them, logging to them, ending them, cancel and retry, and the hand-off to the engine."""
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from nodeclusters.api import uris
+from nodeclusters.choices import (
+    ACTION_CANCELABLE_STATES,
+    ACTION_OPEN_STATES,
+    ACTION_RETRYABLE_STATES,
+    NODE_CLUSTER_ALLOWED,
+    ActionState,
+    NodeClusterOperation,
+    NodeClusterState,
+    NodeState,
+    allowed_operations,
+)
+from nodeclusters.exceptions import ObjectNotFound, StateConflict
+from nodeclusters.models import Action, Node, NodeCluster
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asked and how: what an Action records about the call that caused it."""
+
+    method: str = ""
+    path: str = ""
+    body: str = ""
+    user_agent: str = ""
+    ip: str | None = None
+    is_user_action: bool = True
+
+
+#: The context of work the system starts on its own (sweeps, retries of failed engine steps).
+SYSTEM_CONTEXT = RequestContext(is_user_action=False)
+
+
+def _log_line(message: str) -> str:
+    return f"{timezone.now().strftime('%Y-%m-%dT%H:%M:%SZ')} {message}\n"
+
+
+def action_record(
+    *,
+    owner,
+    name: str,
+    context: RequestContext,
+    node_cluster: NodeCluster | None = None,
+    node: Node | None = None,
+    asynchronous: bool = False,
+    can_be_canceled: bool = False,
+    target_num_nodes: int | None = None,
+    log: str = "",
+) -> Action:
+    """Write the audit row of one call: `Success` at once for synchronous calls, `In progress` otherwise."""
+    now = timezone.now()
+    object_uri = uris.node_uri(node.uuid) if node is not None else uris.nodecluster_uri(node_cluster.uuid)
+    return Action.objects.create(
+        owner=owner,
+        action=name,
+        method=context.method,
+        path=context.path,
+        body=context.body,
+        user_agent=context.user_agent[:512],
+        ip=context.ip,
+        object_uri=object_uri,
+        node_cluster=node_cluster if node_cluster is not None else (node.node_cluster if node else None),
+        node=node,
+        state=ActionState.IN_PROGRESS if asynchronous else ActionState.SUCCESS,
+        start_date=now,
+        end_date=None if asynchronous else now,
+        is_user_action=context.is_user_action,
+        can_be_canceled=can_be_canceled,
+        target_num_nodes=target_num_nodes,
+        logs=_log_line(log) if log else "",
+    )
+
+
+def action_log(*, action: Action, message: str) -> None:
+    """Append one line to an action's logs without touching the rest of the row (safe beside other writers)."""
+    from django.db.models import F, Value
+    from django.db.models.functions import Concat
+
+    Action.objects.filter(pk=action.pk).update(logs=Concat(F("logs"), Value(_log_line(message))))
+
+
+def action_finish(*, action: Action, state: str, message: str = "") -> None:
+    """End an open action in `state` (Success, Failed or Canceled) with an optional last log line."""
+    from django.db.models import F, Value
+    from django.db.models.functions import Concat
+
+    updates = {"state": state, "end_date": timezone.now(), "can_be_canceled": False}
+    if state in (ActionState.FAILED, ActionState.CANCELED):
+        updates["can_be_retried"] = action.target_num_nodes is not None
+    if message:
+        updates["logs"] = Concat(F("logs"), Value(_log_line(message)))
+    Action.objects.filter(pk=action.pk, state__in=ACTION_OPEN_STATES).update(**updates)
+
+
+def action_supersede(*, node_cluster: NodeCluster, new_action: Action) -> None:
+    """Make `new_action` the cluster's current one; an open predecessor ends naming the action that overtook it."""
+    previous = node_cluster.current_action
+    if previous is not None and previous.pk != new_action.pk and previous.state in ACTION_OPEN_STATES:
+        action_finish(
+            action=previous,
+            state=ActionState.CANCELED,
+            message=f"Superseded by action {uris.action_uri(new_action.uuid)} ({new_action.action})",
+        )
+        Action.objects.filter(pk=previous.pk).update(can_be_retried=False)
+    node_cluster.current_action = new_action
+
+
+def engine_schedule(task_name: str, *args: str) -> None:
+    """Hand work to the engine once the current transaction commits (never for a rolled-back request).
+
+    The queue message is only a hint: if the broker is down the request still succeeds, and the periodic sweep
+    finds the unconverged cluster or the node still in transit.
+    """
+    transaction.on_commit(partial(_enqueue, task_name, [str(arg) for arg in args]))
+
+
+def engine_schedule_reconcile(*, node_cluster_uuid) -> None:
+    """Ask the engine to converge one cluster on its desired state."""
+    engine_schedule("nodeclusters.reconcile_node_cluster", node_cluster_uuid)
+
+
+def _enqueue(task_name: str, args: list[str]) -> None:
+    from celery import current_app
+
+    try:
+        current_app.send_task(task_name, args=args)
+    except Exception:  # broker down: the sweep re-enqueues, so the request must not fail now
+        logger.warning("could not enqueue %s%s; the sweep will pick it up", task_name, tuple(args))
+
+
+def _locked_action(*, action_uuid, owner) -> Action:
+    try:
+        return Action.objects.select_for_update().get(uuid=action_uuid, owner=owner)
+    except Action.DoesNotExist:
+        raise ObjectNotFound() from None
+
+
+@transaction.atomic
+def action_cancel(*, action_uuid, owner, context: RequestContext) -> Action:
+    """Cancel a pending or in-progress action: the cluster keeps the nodes already up and undoes those in flight."""
+    action = _locked_action(action_uuid=action_uuid, owner=owner)
+    if action.state not in ACTION_CANCELABLE_STATES or not action.can_be_canceled:
+        raise StateConflict(
+            kind="action",
+            operation="cancel",
+            state=action.state,
+            allowed=["retry"] if action.can_be_retried and action.state in ACTION_RETRYABLE_STATES else [],
+        )
+    cluster = NodeCluster.objects.select_for_update().get(pk=action.node_cluster_id)
+    settled = cluster.nodes.filter(state__in=[NodeState.DEPLOYED, NodeState.UNREACHABLE, NodeState.UPGRADING]).count()
+    cluster.target_num_nodes = settled
+    if cluster.state in (NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED):
+        cluster.state = NodeClusterState.SCALING
+    cluster.save(update_fields=["target_num_nodes", "state", "updated_at"])
+    action.state = ActionState.CANCELING
+    action.can_be_canceled = False
+    action.save(update_fields=["state", "can_be_canceled"])
+    action_log(action=action, message=f"Cancel requested ({context.method} {context.path}); keeping {settled} node(s)")
+    engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
+    return action
+
+
+@transaction.atomic
+def action_retry(*, action_uuid, owner, context: RequestContext) -> Action:
+    """Run a finished cluster action again: its target becomes the cluster's desired size once more."""
+    action = _locked_action(action_uuid=action_uuid, owner=owner)
+    if action.state not in ACTION_RETRYABLE_STATES or not action.can_be_retried or action.target_num_nodes is None:
+        raise StateConflict(
+            kind="action",
+            operation="retry",
+            state=action.state,
+            allowed=["cancel"] if action.can_be_canceled and action.state in ACTION_CANCELABLE_STATES else [],
+        )
+    cluster = NodeCluster.objects.select_for_update().select_related("current_action").get(pk=action.node_cluster_id)
+    terminating = action.target_num_nodes == 0 and cluster.state == NodeClusterState.TERMINATING
+    operation = NodeClusterOperation.SCALE
+    if not terminating and cluster.state not in NODE_CLUSTER_ALLOWED[operation]:
+        raise StateConflict(
+            kind="node cluster",
+            operation="retry an action of",
+            state=cluster.state,
+            allowed=allowed_operations(NODE_CLUSTER_ALLOWED, cluster.state),
+        )
+    cluster.target_num_nodes = action.target_num_nodes
+    if cluster.state in (NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED, NodeClusterState.EMPTY_CLUSTER):
+        cluster.state = NodeClusterState.SCALING
+    elif cluster.state == NodeClusterState.INIT:
+        cluster.state = NodeClusterState.DEPLOYING
+    action_supersede(node_cluster=cluster, new_action=action)
+    cluster.save(update_fields=["target_num_nodes", "state", "current_action", "updated_at"])
+    action.state = ActionState.IN_PROGRESS
+    action.end_date = None
+    action.can_be_retried = False
+    action.can_be_canceled = True
+    action.save(update_fields=["state", "end_date", "can_be_retried", "can_be_canceled"])
+    action_log(action=action, message=f"Retried ({context.method} {context.path})")
+    engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
+    return action

@@ -1,0 +1,219 @@
+"""Node cluster services: create, deploy, update (scale, tags, nickname), terminate, Docker upgrade."""
+
+from django.db import transaction
+
+from nodeclusters.api import uris
+from nodeclusters.choices import (
+    NODE_CLUSTER_ALLOWED,
+    NodeClusterOperation,
+    NodeClusterState,
+    NodeState,
+    allowed_operations,
+)
+from nodeclusters.exceptions import InvalidRequest, NotSupported, ObjectNotFound, StateConflict
+from nodeclusters.models import Action, NodeCluster, NodeType, Region
+
+from .actions import RequestContext, action_log, action_record, action_supersede, engine_schedule_reconcile
+from .provider_options import validate_provider_options
+
+# States in which the engine is idle, so a new desired size makes the cluster `Scaling`.
+_SETTLED_STATES = {NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED, NodeClusterState.EMPTY_CLUSTER}
+
+
+def _check(cluster: NodeCluster, operation: NodeClusterOperation) -> None:
+    if cluster.state not in NODE_CLUSTER_ALLOWED[operation]:
+        raise StateConflict(
+            kind="node cluster",
+            operation=str(operation),
+            state=cluster.state,
+            allowed=allowed_operations(NODE_CLUSTER_ALLOWED, cluster.state),
+        )
+
+
+def _locked_cluster(*, node_cluster_uuid, owner) -> NodeCluster:
+    """The caller's cluster, row-locked until the transaction ends; someone else's is indistinguishable from none."""
+    try:
+        return (
+            NodeCluster.objects.select_for_update(of=("self",))
+            .select_related("current_action", "region__provider", "node_type")
+            .get(uuid=node_cluster_uuid, owner=owner)
+        )
+    except NodeCluster.DoesNotExist:
+        raise ObjectNotFound() from None
+
+
+@transaction.atomic
+def node_cluster_create(
+    *,
+    owner,
+    name: str,
+    node_type: NodeType,
+    region: Region,
+    context: RequestContext,
+    target_num_nodes: int = 1,
+    disk: int = 60,
+    nickname: str = "",
+    tags: list[str] | None = None,
+    provider_options: dict | None = None,
+) -> tuple[NodeCluster, Action]:
+    """Create a cluster in `Init`; nothing is deployed until `node_cluster_deploy`."""
+    provider = region.provider
+    if node_type.provider_id != provider.pk:
+        raise InvalidRequest(
+            f"Node type {uris.nodetype_uri(node_type.provider.name, node_type.name)} belongs to provider "
+            f"'{node_type.provider.name}' but region {uris.region_uri(provider.name, region.name)} belongs to "
+            f"'{provider.name}'; pick both from the same provider."
+        )
+    if not provider.available:
+        raise InvalidRequest(f"Provider '{provider.name}' is not available for new node clusters.")
+    if not region.available:
+        raise InvalidRequest(f"Region {uris.region_uri(provider.name, region.name)} is not available for new nodes.")
+    offered = list(region.node_types.filter(available=True).order_by("name").values_list("name", flat=True))
+    if node_type.name not in offered or not node_type.available:
+        offered_text = ", ".join(uris.nodetype_uri(provider.name, type_name) for type_name in offered) or "none"
+        raise InvalidRequest(
+            f"Node type {uris.nodetype_uri(provider.name, node_type.name)} is not offered in region "
+            f"{uris.region_uri(provider.name, region.name)}. Offered there: {offered_text}."
+        )
+    provider_options = validate_provider_options(provider_name=provider.name, options=provider_options or {})
+    cluster = NodeCluster.objects.create(
+        owner=owner,
+        name=name,
+        nickname=nickname or name,
+        node_type=node_type,
+        region=region,
+        disk=disk,
+        target_num_nodes=target_num_nodes,
+        tags=list(dict.fromkeys(tags or [])),
+        provider_options=provider_options,
+        state=NodeClusterState.INIT,
+    )
+    action = action_record(owner=owner, name="Node Cluster Create", context=context, node_cluster=cluster)
+    return cluster, action
+
+
+@transaction.atomic
+def node_cluster_deploy(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
+    """Start deploying a cluster created in `Init`: the engine creates `target_num_nodes` nodes."""
+    cluster = _locked_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
+    _check(cluster, NodeClusterOperation.DEPLOY)
+    action = action_record(
+        owner=owner,
+        name="Node Cluster Deploy",
+        context=context,
+        node_cluster=cluster,
+        asynchronous=True,
+        can_be_canceled=True,
+        target_num_nodes=cluster.target_num_nodes,
+        log=f"Deploying {cluster.target_num_nodes} node(s) of {cluster.node_type.name} in {cluster.region}",
+    )
+    cluster.state = NodeClusterState.DEPLOYING
+    action_supersede(node_cluster=cluster, new_action=action)
+    cluster.save(update_fields=["state", "current_action", "updated_at"])
+    engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
+    return cluster, action
+
+
+@transaction.atomic
+def node_cluster_update(
+    *,
+    node_cluster_uuid,
+    owner,
+    context: RequestContext,
+    target_num_nodes: int | None = None,
+    tags: list[str] | None = None,
+    nickname: str | None = None,
+) -> tuple[NodeCluster, Action, bool]:
+    """Change the desired size, tags or nickname. Returns (cluster, action, whether the engine was handed work).
+
+    A new size before deploy only changes the target; afterwards it is a scale, and the latest target wins
+    while deploying or scaling.
+    """
+    cluster = _locked_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
+    if cluster.state == NodeClusterState.TERMINATED:
+        raise StateConflict(kind="node cluster", operation="update", state=cluster.state, allowed=[])
+    fields = ["updated_at"]
+    logs = []
+    if nickname is not None:
+        cluster.nickname = nickname
+        fields.append("nickname")
+        logs.append(f"Nickname set to {nickname!r}")
+    if tags is not None:
+        cluster.tags = list(dict.fromkeys(tags))
+        fields.append("tags")
+        # The cluster's tags are its nodes' tags.
+        cluster.nodes.exclude(state=NodeState.TERMINATED).update(tags=cluster.tags)
+        logs.append("Tags set to " + (", ".join(cluster.tags) or "(none)"))
+    scaling = target_num_nodes is not None and target_num_nodes != cluster.target_num_nodes
+    if scaling:
+        _check(cluster, NodeClusterOperation.SCALE)
+    asynchronous = scaling and cluster.state != NodeClusterState.INIT
+    if scaling:
+        logs.append(f"Target number of nodes changed from {cluster.target_num_nodes} to {target_num_nodes}")
+        cluster.target_num_nodes = target_num_nodes
+        fields.append("target_num_nodes")
+    action = action_record(
+        owner=owner,
+        name="Node Cluster Scale" if asynchronous else "Node Cluster Update",
+        context=context,
+        node_cluster=cluster,
+        asynchronous=asynchronous,
+        can_be_canceled=asynchronous,
+        target_num_nodes=cluster.target_num_nodes if asynchronous else None,
+        log="; ".join(logs) or "Nothing to change",
+    )
+    if asynchronous:
+        if cluster.state in _SETTLED_STATES:
+            cluster.state = NodeClusterState.SCALING
+            fields.append("state")
+        action_supersede(node_cluster=cluster, new_action=action)
+        fields.append("current_action")
+        engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
+    cluster.save(update_fields=fields)
+    return cluster, action, asynchronous
+
+
+@transaction.atomic
+def node_cluster_terminate(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
+    """Terminate every node and then the cluster; not reversible. The cluster stays listed once `Terminated`."""
+    cluster = _locked_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
+    _check(cluster, NodeClusterOperation.TERMINATE)
+    action = action_record(
+        owner=owner,
+        name="Node Cluster Terminate",
+        context=context,
+        node_cluster=cluster,
+        asynchronous=True,
+        target_num_nodes=0,
+        log="Terminating the node cluster and all its nodes",
+    )
+    cluster.state = NodeClusterState.TERMINATING
+    cluster.target_num_nodes = 0
+    action_supersede(node_cluster=cluster, new_action=action)
+    cluster.save(update_fields=["state", "target_num_nodes", "current_action", "updated_at"])
+    engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
+    return cluster, action
+
+
+@transaction.atomic
+def node_cluster_docker_upgrade(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
+    """Upgrade the Docker engine on every deployed node of the cluster, where the provider can."""
+    from providers.registry import get_driver
+
+    cluster = _locked_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
+    _check(cluster, NodeClusterOperation.DOCKER_UPGRADE)
+    provider_name = cluster.region.provider.name
+    if not get_driver(provider_name).supports_docker_upgrade:
+        raise NotSupported(f"Provider '{provider_name}' does not support upgrading Docker on its nodes.")
+    action = action_record(
+        owner=owner,
+        name="Node Cluster Docker Upgrade",
+        context=context,
+        node_cluster=cluster,
+        asynchronous=True,
+        log="Upgrading Docker on every deployed node",
+    )
+    upgraded = cluster.nodes.filter(state=NodeState.DEPLOYED).update(state=NodeState.UPGRADING)
+    action_log(action=action, message=f"{upgraded} node(s) queued for upgrade")
+    engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
+    return cluster, action

@@ -1,0 +1,132 @@
+"""Celery tasks: thin wrappers that take ids, re-fetch rows and call the reconciler or a node step.
+
+Every task is idempotent and safe to receive twice (at-least-once delivery with `acks_late`). Polls and retries
+are scheduled with Celery countdowns, never by sleeping in a worker thread.
+"""
+
+import datetime
+import logging
+
+from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+
+from providers.base import ProviderError
+from providers.registry import get_driver
+
+from . import node_steps, reconciler
+from .choices import NodeState
+from .models import Node
+
+logger = logging.getLogger(__name__)
+
+# A database that restarts under a worker is retried with backoff instead of losing the message.
+_DB_ERRORS = (OperationalError, InterfaceError)
+_COMMON = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": _DB_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 20,
+}
+_NODE_STEP = {**_COMMON, "bind": True, "soft_time_limit": 60, "time_limit": 90}
+
+
+@shared_task(name="nodeclusters.reconcile_node_cluster", soft_time_limit=60, time_limit=90, **_COMMON)
+def reconcile_node_cluster(node_cluster_uuid: str) -> str | None:
+    """Converge one cluster on its desired state (see `reconciler.reconcile_node_cluster`)."""
+    result = reconciler.reconcile_node_cluster(node_cluster_uuid)
+    return result.state if result else None
+
+
+def _run_step(task, step, node_uuid: str, transient_attempt: int, *extra_args) -> str:
+    outcome = step(node_uuid, *extra_args)
+    if outcome.outcome is node_steps.Outcome.POLL:
+        raise task.retry(
+            args=(node_uuid, *extra_args),
+            kwargs={"transient_attempt": 0},
+            countdown=settings.ENGINE_POLL_INTERVAL,
+            max_retries=None,
+        )
+    if outcome.outcome is node_steps.Outcome.TRANSIENT:
+        if transient_attempt >= settings.ENGINE_MAX_TRANSIENT_RETRIES:
+            node_steps.node_give_up(node_uuid, f"{outcome.error} (after {transient_attempt + 1} attempts)")
+            return "gave up"
+        countdown = get_exponential_backoff_interval(
+            factor=1, retries=transient_attempt, maximum=settings.ENGINE_RETRY_BACKOFF_MAX, full_jitter=True
+        )
+        raise task.retry(
+            args=(node_uuid, *extra_args),
+            kwargs={"transient_attempt": transient_attempt + 1},
+            countdown=max(countdown, 0.5),
+            max_retries=None,
+        )
+    return outcome.outcome.value
+
+
+@shared_task(name="nodeclusters.deploy_node", **_NODE_STEP)
+def deploy_node(self, node_uuid: str, transient_attempt: int = 0) -> str:
+    """Create one node's instance and wait until it runs."""
+    return _run_step(self, node_steps.node_deploy_step, node_uuid, transient_attempt)
+
+
+@shared_task(name="nodeclusters.terminate_node", **_NODE_STEP)
+def terminate_node(self, node_uuid: str, transient_attempt: int = 0) -> str:
+    """Destroy one node's instance (and any twin) and mark it terminated."""
+    return _run_step(self, node_steps.node_terminate_step, node_uuid, transient_attempt)
+
+
+@shared_task(name="nodeclusters.upgrade_node_docker", **_NODE_STEP)
+def upgrade_node_docker(self, node_uuid: str, transient_attempt: int = 0) -> str:
+    """Upgrade Docker on one node."""
+    return _run_step(self, node_steps.node_upgrade_step, node_uuid, transient_attempt)
+
+
+@shared_task(name="nodeclusters.check_node_health", **_NODE_STEP)
+def check_node_health(self, node_uuid: str, action_uuid: str | None = None, transient_attempt: int = 0) -> str:
+    """Ask the provider whether a node is up; it becomes `Deployed` or `Unreachable`."""
+    return _run_step(self, node_steps.node_health_step, node_uuid, transient_attempt, action_uuid)
+
+
+@shared_task(name="nodeclusters.engine_sweep", soft_time_limit=60, time_limit=90, **_COMMON)
+def engine_sweep() -> dict:
+    """The safety net: re-enqueue reconciles for unconverged clusters and health checks for nodes not seen lately.
+
+    Queue messages are hints; this periodic sweep is what guarantees that every accepted request is carried out
+    after a lost message, a killed worker or a broker outage.
+    """
+    cluster_uuids = reconciler.unconverged_cluster_uuids()
+    for cluster_uuid in cluster_uuids:
+        reconcile_node_cluster.delay(str(cluster_uuid))
+    seen_before = timezone.now() - datetime.timedelta(seconds=settings.ENGINE_HEALTH_CHECK_INTERVAL)
+    stale = list(
+        Node.objects.filter(state__in=[NodeState.DEPLOYED, NodeState.UNREACHABLE], last_seen__lt=seen_before)
+        .order_by("last_seen")
+        .values_list("uuid", flat=True)[:200]
+    )
+    for node_uuid in stale:
+        check_node_health.delay(str(node_uuid))
+    return {"reconciles": len(cluster_uuids), "health_checks": len(stale)}
+
+
+@shared_task(name="nodeclusters.reap_leaked_instances", soft_time_limit=120, time_limit=180, **_COMMON)
+def reap_leaked_instances() -> int:
+    """Terminate provider instances tagged as ours that no live node owns (leaks, twins)."""
+    reaped = 0
+    places = Node.objects.values_list("region__provider__name", "region__name").distinct()
+    for provider_name, region_name in places:
+        try:
+            driver = get_driver(provider_name)
+            for instance, why in reconciler.leaked_instances(driver, region=region_name):
+                logger.warning(
+                    "reaping leaked instance %s in %s/%s: %s", instance.instance_id, provider_name, region_name, why
+                )
+                driver.destroy_node(instance_id=instance.instance_id, region=region_name)
+                reaped += 1
+        except ProviderError as error:
+            logger.warning("leak sweep of %s/%s failed: %s", provider_name, region_name, error)
+    return reaped

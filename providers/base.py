@@ -1,0 +1,125 @@
+"""The driver interface every cloud provider implements, with provider-neutral results and error types.
+
+No Django imports here: a driver is plain Python that the engine calls outside database transactions.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+# Tag keys written on every instance we create. The node uuid tag is how a retried create finds the instance
+# an earlier attempt made instead of creating a twin; the owner tag is how the leak sweep tells our instances
+# from anyone else's in the same account.
+NODE_UUID_TAG = "tutum-node-uuid"
+CLUSTER_UUID_TAG = "tutum-cluster-uuid"
+OWNER_TAG = "tutum-managed-by"
+
+
+class InstanceState(enum.StrEnum):
+    """The provider-neutral lifecycle of a cloud instance; each driver maps its provider's states onto it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """What the engine asks a driver to create: one instance for one `Node` row."""
+
+    node_uuid: str
+    cluster_uuid: str
+    region: str
+    node_type: str
+    disk_gb: int
+    availability_zone: str | None = None
+    provider_options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A cloud instance as a driver sees it. `extra` keeps provider-specific details for logs and the admin."""
+
+    instance_id: str
+    state: InstanceState
+    region: str
+    node_uuid: str | None = None
+    cluster_uuid: str | None = None
+    public_ip: str | None = None
+    availability_zone: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_gone(self) -> bool:
+        return self.state in (InstanceState.TERMINATING, InstanceState.TERMINATED)
+
+
+class ProviderError(Exception):
+    """Base class of every error a driver raises."""
+
+
+class TransientProviderError(ProviderError):
+    """Worth retrying later: throttling, 5xx answers, timeouts, a connection that dropped."""
+
+
+class PermanentProviderError(ProviderError):
+    """Retrying will not help: bad credentials, unknown image or size, quota exceeded, invalid options."""
+
+
+class NodeDriver(ABC):
+    """One cloud provider. Methods are verb-noun, take plain values and return plain dataclasses.
+
+    Every method may raise only `TransientProviderError` or `PermanentProviderError`.
+    """
+
+    #: The catalog's provider name this driver serves, e.g. "aws".
+    name: str = ""
+    #: Whether `upgrade_docker` does anything on this provider.
+    supports_docker_upgrade: bool = False
+
+    def __init__(self, *, owner_tag: str = "tutum-api", provider_name: str | None = None) -> None:
+        self.owner_tag = owner_tag
+        if provider_name:
+            self.name = provider_name
+
+    @abstractmethod
+    def create_node(self, spec: NodeSpec) -> Instance:
+        """Start one instance tagged with the node's uuid, its cluster's uuid and our owner tag.
+
+        Callers look the node up with `find_node` first; a driver still never creates a second instance
+        for a node uuid it can see.
+        """
+
+    @abstractmethod
+    def find_node(self, *, node_uuid: str, region: str) -> Instance | None:
+        """The live (not terminated) instance tagged with this node uuid, or None."""
+
+    @abstractmethod
+    def get_node(self, *, instance_id: str, region: str) -> Instance | None:
+        """The instance with this id, or None if the provider no longer knows it."""
+
+    @abstractmethod
+    def destroy_node(self, *, instance_id: str, region: str) -> None:
+        """Terminate the instance. Destroying an instance that is already gone is not an error."""
+
+    @abstractmethod
+    def list_nodes(self, *, region: str) -> list[Instance]:
+        """Every live instance in the region that carries our owner tag."""
+
+    def check_health(self, *, instance_id: str, region: str) -> bool:
+        """Whether the instance is running and reachable. Providers without a probe use the instance state."""
+        instance = self.get_node(instance_id=instance_id, region=region)
+        return instance is not None and instance.state == InstanceState.RUNNING
+
+    def upgrade_docker(self, *, instance_id: str, region: str) -> None:
+        """Upgrade the Docker engine on the instance, where the provider supports it."""
+        raise PermanentProviderError(f"Docker upgrade is not supported on provider {self.name!r}")
+
+    def tags_for(self, spec: NodeSpec) -> dict[str, str]:
+        """The tags every created instance carries."""
+        return {NODE_UUID_TAG: spec.node_uuid, CLUSTER_UUID_TAG: spec.cluster_uuid, OWNER_TAG: self.owner_tag}

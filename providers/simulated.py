@@ -1,0 +1,210 @@
+"""A simulated cloud whose instances live in the database, so the API runs end to end without a cloud account.
+
+Time, not sleeping, drives it: an instance is pending until its `ready_at` and running after, whichever process
+asks. Failure injection is deterministic for a given seed so a failing run can be replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import random
+import secrets
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from providers.base import Instance, InstanceState, NodeDriver, NodeSpec, PermanentProviderError, TransientProviderError
+from providers.models import SimulatedInstance
+
+# Public addresses come from 198.18.0.0/15, the block reserved for benchmarking, so a simulated address can never
+# be mistaken for (or reach) a real host.
+SIMULATED_ADDRESS_BLOCK = ipaddress.IPv4Network("198.18.0.0/15")
+
+
+class SimulatedDriver(NodeDriver):
+    """The simulated cloud. One instance of this driver per catalog provider name, each seeing only its own rows."""
+
+    name = "local"
+    supports_docker_upgrade = True
+
+    #: The Docker engine a fresh instance runs, and the one `upgrade_docker` moves it to.
+    INITIAL_DOCKER_VERSION = "1.8.3"
+    LATEST_DOCKER_VERSION = "1.9.1"
+
+    def __init__(
+        self,
+        *,
+        owner_tag: str = "tutum-api",
+        provider_name: str | None = None,
+        boot_seconds: float = 2.0,
+        failure_rate: float = 0.0,
+        seed: str | int | None = None,
+    ) -> None:
+        """Configure boot time, the share of creates that fail, and the seed that makes those failures repeatable."""
+        super().__init__(owner_tag=owner_tag, provider_name=provider_name)
+        if boot_seconds < 0:
+            raise PermanentProviderError(f"simulated: boot_seconds must not be negative, got {boot_seconds}")
+        if not 0.0 <= failure_rate <= 1.0:
+            raise PermanentProviderError(f"simulated: failure_rate must be between 0 and 1, got {failure_rate}")
+        self.boot_seconds = float(boot_seconds)
+        self.failure_rate = float(failure_rate)
+        # Settings hand over "" when no seed is configured; that means "not seeded", not "seeded with ''".
+        self.seed = None if seed is None or seed == "" else str(seed)
+
+    def create_node(self, spec: NodeSpec) -> Instance:
+        """Create the node's instance, or return the live one it already has.
+
+        With probability `failure_rate` the instance is written half-made (failed, shown as stopped) and the call
+        raises, the way a real boot failure leaves a tagged instance behind that the caller must find and destroy.
+        """
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                existing = self._live_rows().filter(node_uuid=spec.node_uuid).first()
+                if existing is None:
+                    row = self._insert_row(spec, now)
+                    if not row.failed:
+                        return self._to_instance(row, now)
+        except IntegrityError:
+            # Another process created this node's instance between our read and our insert; the partial unique
+            # constraint refused the twin, so the winner's row is the answer.
+            existing = self._live_rows().filter(node_uuid=spec.node_uuid).first()
+            if existing is None:
+                raise TransientProviderError(
+                    f"simulated: concurrent create for node {spec.node_uuid} left no instance; retry"
+                ) from None
+        if existing is not None:
+            if existing.failed:
+                # Handing back a dead instance would hide the failure; the caller has to destroy it first.
+                raise PermanentProviderError(
+                    f"simulated: instance {existing.instance_id} for node {spec.node_uuid} failed to boot; "
+                    "destroy it before creating the node again"
+                )
+            return self._to_instance(existing, now)
+        raise PermanentProviderError(
+            f"simulated: instance {row.instance_id} failed to boot (node {spec.node_uuid}, "
+            f"failure rate {self.failure_rate}, seed {self.seed!r})"
+        )
+
+    def find_node(self, *, node_uuid: str, region: str) -> Instance | None:
+        """The live instance tagged with this node uuid in the region, failed ones included."""
+        row = self._live_rows().filter(node_uuid=node_uuid, region=region, owner_tag=self.owner_tag).first()
+        return self._to_instance(row, timezone.now()) if row is not None else None
+
+    def get_node(self, *, instance_id: str, region: str) -> Instance | None:
+        """The instance with this id, terminated ones included; None for ids this provider never handed out."""
+        row = SimulatedInstance.objects.filter(provider_name=self.name, region=region, instance_id=instance_id).first()
+        return self._to_instance(row, timezone.now()) if row is not None else None
+
+    def destroy_node(self, *, instance_id: str, region: str) -> None:
+        """Terminate the instance at once; unknown and already terminated ids are left alone."""
+        self._live_rows().filter(region=region, instance_id=instance_id).update(terminated_at=timezone.now())
+
+    def list_nodes(self, *, region: str) -> list[Instance]:
+        """Every live instance in the region that carries our owner tag."""
+        now = timezone.now()
+        rows = self._live_rows().filter(region=region, owner_tag=self.owner_tag)
+        return [self._to_instance(row, now) for row in rows]
+
+    def check_health(self, *, instance_id: str, region: str) -> bool:
+        """Healthy means running and not failed; the simulator has no agent to probe."""
+        row = self._live_rows().filter(region=region, instance_id=instance_id).first()
+        return row is not None and self._state_of(row, timezone.now()) == InstanceState.RUNNING
+
+    def upgrade_docker(self, *, instance_id: str, region: str) -> None:
+        """Move the instance to `LATEST_DOCKER_VERSION`; upgrading an up-to-date instance changes nothing."""
+        with transaction.atomic():
+            row = self._live_rows().select_for_update().filter(region=region, instance_id=instance_id).first()
+            if row is None:
+                raise PermanentProviderError(f"simulated: no live instance {instance_id} in {region}")
+            state = self._state_of(row, timezone.now())
+            if state == InstanceState.PENDING:
+                # It will be running shortly, so a later attempt can succeed.
+                raise TransientProviderError(f"simulated: instance {instance_id} is still booting")
+            if state != InstanceState.RUNNING:
+                raise PermanentProviderError(f"simulated: instance {instance_id} is {state}, cannot upgrade Docker")
+            if row.docker_version != self.LATEST_DOCKER_VERSION:
+                row.docker_version = self.LATEST_DOCKER_VERSION
+                row.save(update_fields=["docker_version"])
+
+    def _live_rows(self):
+        """This provider's instances that have not been terminated."""
+        return SimulatedInstance.objects.filter(provider_name=self.name, terminated_at__isnull=True)
+
+    def _insert_row(self, spec: NodeSpec, now) -> SimulatedInstance:
+        """Write the instance row, deciding here whether this boot fails."""
+        instance_id = f"sim-{secrets.token_hex(6)}"
+        return SimulatedInstance.objects.create(
+            instance_id=instance_id,
+            provider_name=self.name,
+            region=spec.region,
+            availability_zone=spec.availability_zone or "",
+            node_type=spec.node_type,
+            disk_gb=spec.disk_gb,
+            node_uuid=spec.node_uuid,
+            cluster_uuid=spec.cluster_uuid,
+            owner_tag=self.owner_tag,
+            tags=self.tags_for(spec),
+            public_ip=self._public_ip_for(instance_id),
+            docker_version=self.INITIAL_DOCKER_VERSION,
+            created_at=now,
+            ready_at=now + timedelta(seconds=self.boot_seconds),
+            failed=self._draw(spec.node_uuid) < self.failure_rate,
+        )
+
+    def _draw(self, node_uuid: str) -> float:
+        """A number in [0, 1) deciding whether this create fails.
+
+        Seeded draws hash (seed, node uuid, attempt) so a run replays exactly; the attempt number (how many
+        instances this node has had) gives a retried create a fresh draw instead of failing forever.
+        """
+        if self.seed is None:
+            return random.random()
+        attempt = SimulatedInstance.objects.filter(provider_name=self.name, node_uuid=node_uuid).count()
+        digest = hashlib.sha256(f"{self.seed}:{node_uuid}:{attempt}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    @staticmethod
+    def _public_ip_for(instance_id: str) -> str:
+        """A stable address inside the benchmarking block, derived from the instance id."""
+        digest = hashlib.sha256(instance_id.encode()).digest()
+        offset = int.from_bytes(digest[:4], "big") % (SIMULATED_ADDRESS_BLOCK.num_addresses - 2) + 1
+        return str(SIMULATED_ADDRESS_BLOCK.network_address + offset)
+
+    @staticmethod
+    def _state_of(row: SimulatedInstance, now) -> InstanceState:
+        """The instance's state at `now`, from its timestamps and failure flag."""
+        if row.terminated_at is not None:
+            return InstanceState.TERMINATED
+        if row.failed:
+            return InstanceState.STOPPED
+        if now < row.ready_at:
+            return InstanceState.PENDING
+        return InstanceState.RUNNING
+
+    def _to_instance(self, row: SimulatedInstance, now) -> Instance:
+        """The provider-neutral view of a row."""
+        state = self._state_of(row, now)
+        return Instance(
+            instance_id=row.instance_id,
+            state=state,
+            region=row.region,
+            node_uuid=row.node_uuid,
+            cluster_uuid=row.cluster_uuid or None,
+            # Like a real cloud, a failed or terminated instance no longer holds a public address.
+            public_ip=row.public_ip if state in (InstanceState.PENDING, InstanceState.RUNNING) else None,
+            availability_zone=row.availability_zone or None,
+            extra={
+                "provider": row.provider_name,
+                "node_type": row.node_type,
+                "disk_gb": row.disk_gb,
+                "tags": dict(row.tags),
+                "docker_version": row.docker_version,
+                "created_at": row.created_at.isoformat(),
+                "ready_at": row.ready_at.isoformat(),
+                "failed": row.failed,
+                "terminated_at": row.terminated_at.isoformat() if row.terminated_at else None,
+            },
+        )

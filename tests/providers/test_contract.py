@@ -1,0 +1,214 @@
+"""The driver contract, run against every driver: simulated (database), AWS (moto server), DigitalOcean (fake API)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from providers.base import CLUSTER_UUID_TAG, NODE_UUID_TAG, OWNER_TAG, Instance, NodeDriver
+from providers.models import SimulatedInstance
+from tests.providers.conftest import AWS_REGION, DIGITALOCEAN_REGION, SIMULATED_REGION, make_spec
+
+
+@dataclass
+class DriverKit:
+    """A driver plus what the contract needs to exercise it on its cloud."""
+
+    driver: NodeDriver
+    region: str
+    node_type: str
+    #: Creates an instance in the same region that does not carry our owner tag; returns its id.
+    create_foreign_instance: Callable[[], str]
+    #: An id shaped like the provider's ids that no instance has.
+    unknown_id: str
+
+
+def _simulated_kit(request) -> DriverKit:
+    """The simulated cloud, with a foreign row written straight into its table."""
+    driver = request.getfixturevalue("simulated_driver")
+
+    def create_foreign_instance() -> str:
+        now = timezone.now()
+        row = SimulatedInstance.objects.create(
+            instance_id="sim-f0f0f0f0f0f0",
+            provider_name=driver.name,
+            region=SIMULATED_REGION,
+            node_type="small",
+            disk_gb=10,
+            node_uuid="someone-elses-node",
+            owner_tag="someone-else",
+            tags={OWNER_TAG: "someone-else"},
+            created_at=now,
+            ready_at=now - timedelta(seconds=1),
+        )
+        return row.instance_id
+
+    return DriverKit(driver, SIMULATED_REGION, "small", create_foreign_instance, "sim-000000000000")
+
+
+def _aws_kit(request) -> DriverKit:
+    """EC2 on the moto server, with a foreign instance started through boto3 directly."""
+    driver = request.getfixturevalue("aws_driver")
+    ec2 = request.getfixturevalue("ec2")
+    ami = request.getfixturevalue("moto_ami")
+
+    def create_foreign_instance() -> str:
+        response = ec2.run_instances(
+            ImageId=ami,
+            InstanceType="t3.micro",
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "someone-else"}]}],
+        )
+        return response["Instances"][0]["InstanceId"]
+
+    return DriverKit(driver, AWS_REGION, "t3.micro", create_foreign_instance, "i-0123456789abcdef0")
+
+
+def _digitalocean_kit(request) -> DriverKit:
+    """DigitalOcean through the fake API, with a droplet somebody else made in the same region."""
+    driver = request.getfixturevalue("digitalocean_driver")
+    api = request.getfixturevalue("digitalocean_api")
+
+    def create_foreign_instance() -> str:
+        return str(api.add_droplet(name="someone-elses-droplet", region=DIGITALOCEAN_REGION, tags=["web"])["id"])
+
+    return DriverKit(driver, DIGITALOCEAN_REGION, "s-1vcpu-1gb", create_foreign_instance, "999999999")
+
+
+KITS = {"simulated": _simulated_kit, "aws": _aws_kit, "digitalocean": _digitalocean_kit}
+
+
+@pytest.fixture(
+    params=[
+        # The mark, not the fixture the kit requests, is what makes pytest-django create the test database:
+        # it decides which databases a session needs from the collected tests' marks and static fixtures.
+        pytest.param("simulated", marks=pytest.mark.django_db),
+        "aws",
+        "digitalocean",
+    ]
+)
+def kit(request) -> DriverKit:
+    """Each driver in turn."""
+    return KITS[request.param](request)
+
+
+def _ids(instances: list[Instance]) -> set[str]:
+    return {instance.instance_id for instance in instances}
+
+
+def test_create_returns_an_instance_tagged_with_the_node(kit):
+    spec = make_spec(region=kit.region, node_type=kit.node_type)
+
+    instance = kit.driver.create_node(spec)
+
+    assert instance.instance_id
+    assert instance.node_uuid == spec.node_uuid
+    assert instance.cluster_uuid == spec.cluster_uuid
+    assert instance.region == kit.region
+    assert not instance.is_gone
+    # The tags live on the provider's side, not just in the returned object.
+    assert kit.driver.get_node(instance_id=instance.instance_id, region=kit.region).node_uuid == spec.node_uuid
+
+
+def test_created_instance_is_found_got_and_listed(kit):
+    spec = make_spec(region=kit.region, node_type=kit.node_type)
+    instance = kit.driver.create_node(spec)
+
+    found = kit.driver.find_node(node_uuid=spec.node_uuid, region=kit.region)
+    got = kit.driver.get_node(instance_id=instance.instance_id, region=kit.region)
+    listed = kit.driver.list_nodes(region=kit.region)
+
+    assert found is not None
+    assert found.instance_id == instance.instance_id
+    assert got is not None
+    assert got.instance_id == instance.instance_id
+    assert got.cluster_uuid == spec.cluster_uuid
+    assert instance.instance_id in _ids(listed)
+
+
+def test_find_node_ignores_other_nodes(kit):
+    kit.driver.create_node(make_spec(region=kit.region, node_type=kit.node_type))
+
+    assert kit.driver.find_node(node_uuid="00000000-0000-4000-8000-000000000000", region=kit.region) is None
+
+
+def test_list_nodes_excludes_instances_without_our_owner_tag(kit):
+    ours = kit.driver.create_node(make_spec(region=kit.region, node_type=kit.node_type))
+    foreign_id = kit.create_foreign_instance()
+
+    listed = _ids(kit.driver.list_nodes(region=kit.region))
+
+    assert ours.instance_id in listed
+    assert foreign_id not in listed
+    # The foreign instance exists all the same: the driver can see it by id, it just does not claim it.
+    assert kit.driver.get_node(instance_id=foreign_id, region=kit.region) is not None
+
+
+def test_create_twice_for_one_node_does_not_make_a_twin(kit):
+    spec = make_spec(region=kit.region, node_type=kit.node_type)
+
+    first = kit.driver.create_node(spec)
+    second = kit.driver.create_node(spec)
+
+    assert second.instance_id == first.instance_id
+    assert [item.node_uuid for item in kit.driver.list_nodes(region=kit.region)].count(spec.node_uuid) == 1
+
+
+def test_destroy_makes_the_instance_gone(kit):
+    spec = make_spec(region=kit.region, node_type=kit.node_type)
+    instance = kit.driver.create_node(spec)
+
+    kit.driver.destroy_node(instance_id=instance.instance_id, region=kit.region)
+
+    after = kit.driver.get_node(instance_id=instance.instance_id, region=kit.region)
+    assert after is None or after.is_gone
+    assert kit.driver.find_node(node_uuid=spec.node_uuid, region=kit.region) is None
+    assert instance.instance_id not in _ids(kit.driver.list_nodes(region=kit.region))
+
+
+def test_destroying_twice_is_fine(kit):
+    instance = kit.driver.create_node(make_spec(region=kit.region, node_type=kit.node_type))
+
+    kit.driver.destroy_node(instance_id=instance.instance_id, region=kit.region)
+    kit.driver.destroy_node(instance_id=instance.instance_id, region=kit.region)
+
+    after = kit.driver.get_node(instance_id=instance.instance_id, region=kit.region)
+    assert after is None or after.is_gone
+
+
+def test_destroying_an_unknown_id_is_fine(kit):
+    kit.driver.destroy_node(instance_id=kit.unknown_id, region=kit.region)
+
+
+def test_get_of_an_unknown_id_is_none(kit):
+    assert kit.driver.get_node(instance_id=kit.unknown_id, region=kit.region) is None
+
+
+def test_a_node_can_be_created_again_after_its_instance_is_destroyed(kit):
+    spec = make_spec(region=kit.region, node_type=kit.node_type)
+    first = kit.driver.create_node(spec)
+    kit.driver.destroy_node(instance_id=first.instance_id, region=kit.region)
+
+    second = kit.driver.create_node(spec)
+
+    assert second.instance_id != first.instance_id
+    assert not second.is_gone
+    assert kit.driver.find_node(node_uuid=spec.node_uuid, region=kit.region).instance_id == second.instance_id
+
+
+def test_instances_carry_the_tag_keys_the_engine_relies_on(kit):
+    spec = make_spec(region=kit.region, node_type=kit.node_type)
+    instance = kit.driver.create_node(spec)
+
+    got = kit.driver.get_node(instance_id=instance.instance_id, region=kit.region)
+
+    tags = got.extra["tags"]
+    flattened = tags if isinstance(tags, dict) else dict(tag.partition(":")[::2] for tag in tags)
+    assert flattened[NODE_UUID_TAG] == spec.node_uuid
+    assert flattened[CLUSTER_UUID_TAG] == spec.cluster_uuid
+    assert flattened[OWNER_TAG] == kit.driver.owner_tag

@@ -1,0 +1,222 @@
+"""Django settings. Every deployment knob is an environment variable; the README lists them with defaults."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("TUTUM_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-development-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [host for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if host]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "nodeclusters",
+    "providers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "nodeclusters.api.parsers.ApiRequestMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tutum_api.urls"
+WSGI_APPLICATION = "tutum_api.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite (the embedded default) or PostgreSQL, chosen by DATABASE_URL.
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write to one file: WAL lets readers run beside a writer, IMMEDIATE
+    # transactions take the write lock up front instead of failing a lock upgrade half-way through.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SQLITE_TEST_NAME") or None}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# A JSON body of more than this many bytes is refused with 413 before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 256 * 1024)
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
+        if os.environ.get("REDIS_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["nodeclusters.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["nodeclusters.api.parsers.TutumJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "nodeclusters.api.pagination.TastypiePagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["nodeclusters.api.authentication.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_THROTTLE_RATE", "1200/min")},
+    "EXCEPTION_HANDLER": "nodeclusters.api.errors.tutum_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "PAGE_SIZE": 25,
+}
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000)
+
+# Celery: at-least-once delivery. Messages are hints; the periodic sweep is what guarantees convergence.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_folder = VAR_DIR / "broker"
+    (_broker_folder / "queue").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_folder / "queue"),
+        "data_folder_out": str(_broker_folder / "queue"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Longer than the longest task (hard limit below) so a slow task is not delivered twice, short enough
+        # that a task lost with a killed worker comes back in minutes.
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300),
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Engine tuning.
+ENGINE_SWEEP_INTERVAL = env_float("ENGINE_SWEEP_INTERVAL", 15.0)
+ENGINE_POLL_INTERVAL = env_float("ENGINE_POLL_INTERVAL", 2.0)
+ENGINE_HEALTH_CHECK_INTERVAL = env_float("ENGINE_HEALTH_CHECK_INTERVAL", 300.0)
+ENGINE_STUCK_AFTER = env_float("ENGINE_STUCK_AFTER", 60.0)
+ENGINE_LEAK_GRACE_SECONDS = env_float("ENGINE_LEAK_GRACE_SECONDS", 120.0)
+
+# Providers: the catalog's provider names map to driver classes. SIMULATE_PROVIDERS serves them all from the
+# simulated cloud so the reference's examples run without a cloud account.
+SIMULATE_PROVIDERS = env_bool("SIMULATE_PROVIDERS", True)
+PROVIDER_DRIVERS = {
+    "aws": "providers.aws.AWSDriver",
+    "digitalocean": "providers.digitalocean.DigitalOceanDriver",
+    "local": "providers.simulated.SimulatedDriver",
+}
+# Tag value that marks cloud instances as made by this server, so two servers sharing an account never
+# adopt or reap each other's instances.
+PROVIDER_OWNER_TAG = os.environ.get("PROVIDER_OWNER_TAG", "tutum-api")
+SIMULATED_BOOT_SECONDS = env_float("SIMULATED_BOOT_SECONDS", 2.0)
+SIMULATED_FAILURE_RATE = env_float("SIMULATED_FAILURE_RATE", 0.0)
+SIMULATED_SEED = os.environ.get("SIMULATED_SEED", "")
+AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
+AWS_DEFAULT_AMI = os.environ.get("AWS_DEFAULT_AMI", "ami-0abcdef1234567890")
+# JSON object {"region": "ami-..."}; regions not listed use AWS_DEFAULT_AMI.
+AWS_AMIS = os.environ.get("AWS_AMIS", "{}")
+DIGITALOCEAN_TOKEN = os.environ.get("DIGITALOCEAN_TOKEN", "")
+DIGITALOCEAN_IMAGE = os.environ.get("DIGITALOCEAN_IMAGE", "ubuntu-24-04-x64")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Node steps: how long one task may hold a node's provider lease, how long a deploy may stay pending, how many
+# times a transient provider error is retried, and how many failed nodes one action may replace.
+ENGINE_LEASE_SECONDS = env_float("ENGINE_LEASE_SECONDS", 90.0)
+ENGINE_DEPLOY_TIMEOUT = env_float("ENGINE_DEPLOY_TIMEOUT", 900.0)
+ENGINE_MAX_TRANSIENT_RETRIES = env_int("ENGINE_MAX_TRANSIENT_RETRIES", 8)
+ENGINE_RETRY_BACKOFF_MAX = env_float("ENGINE_RETRY_BACKOFF_MAX", 60.0)
+ENGINE_FAILURE_BUDGET = env_int("ENGINE_FAILURE_BUDGET", 0)  # 0: as many as the target (at least 3)
+NODE_FQDN_DOMAIN = os.environ.get("NODE_FQDN_DOMAIN", "node.tutum.local")
+NODE_DOCKER_VERSION = os.environ.get("NODE_DOCKER_VERSION", "1.9.1")
+ENGINE_LEAK_SWEEP_INTERVAL = env_float("ENGINE_LEAK_SWEEP_INTERVAL", 60.0)
+CELERY_BEAT_SCHEDULE = {
+    "engine-sweep": {
+        "task": "nodeclusters.engine_sweep",
+        "schedule": ENGINE_SWEEP_INTERVAL,
+        "options": {"expires": ENGINE_SWEEP_INTERVAL},
+    },
+    "reap-leaked-instances": {
+        "task": "nodeclusters.reap_leaked_instances",
+        "schedule": ENGINE_LEAK_SWEEP_INTERVAL,
+        "options": {"expires": ENGINE_LEAK_SWEEP_INTERVAL},
+    },
+}
