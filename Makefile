@@ -28,7 +28,7 @@ test-sqlite: install
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL $(PYTHON) -m pytest -m "not integration" -q
 
 test-postgres: install
-	DATABASE_URL=$(POSTGRES_TEST_URL) TEST_REDIS_URL=$(REDIS_TEST_URL) $(PYTHON) -m pytest -q
+	DATABASE_URL=$(POSTGRES_TEST_URL) CELERY_BROKER_URL=$(REDIS_TEST_URL) TEST_REDIS_URL=$(REDIS_TEST_URL) $(PYTHON) -m pytest -q
 
 lint: install
 	$(PYTHON) -m ruff check .

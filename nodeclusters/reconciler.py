@@ -120,12 +120,18 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
         failed = 0
         if action is not None:
             failed = cluster.nodes.filter(created_at__gte=action.start_date).exclude(failure_reason="").count()
-        budget_left = failed < failure_budget(cluster.target_num_nodes)
+        budget = failure_budget(cluster.target_num_nodes) - failed
+        budget_left = budget > 0
+        if failed:
+            # Once nodes fail, replace them only as far as the budget holds even if every node still in
+            # flight fails too, so a provider that always fails costs a bounded number of instances.
+            budget -= sum(1 for node in active if node.state == NodeState.DEPLOYING)
         result = ReconcileResult(state=cluster.state)
 
         difference = len(active) - cluster.target_num_nodes
-        if difference < 0 and budget_left:
-            new_nodes = _new_nodes(cluster, -difference, active)
+        if difference < 0 and budget > 0:
+            # Never more replacements in flight than failures the action may still afford.
+            new_nodes = _new_nodes(cluster, min(-difference, budget), active)
             Node.objects.bulk_create(new_nodes)
             active.extend(new_nodes)
             live.extend(new_nodes)

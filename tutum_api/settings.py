@@ -125,12 +125,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "nodeclusters.api.pagination.TastypiePagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["nodeclusters.api.authentication.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_THROTTLE_RATE", "1200/min")},
     "EXCEPTION_HANDLER": "nodeclusters.api.errors.tutum_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "PAGE_SIZE": 25,
 }
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000)
+# Requests per API key, e.g. "1200/min"; empty turns throttling off.
+API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "1200/min")
+MAX_NODES_PER_CLUSTER = env_int("MAX_NODES_PER_CLUSTER", 1000)
 
 # Celery: at-least-once delivery. Messages are hints; the periodic sweep is what guarantees convergence.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "filesystem://"
@@ -183,7 +185,7 @@ SIMULATED_BOOT_SECONDS = env_float("SIMULATED_BOOT_SECONDS", 2.0)
 SIMULATED_FAILURE_RATE = env_float("SIMULATED_FAILURE_RATE", 0.0)
 SIMULATED_SEED = os.environ.get("SIMULATED_SEED", "")
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
-AWS_DEFAULT_AMI = os.environ.get("AWS_DEFAULT_AMI", "ami-0abcdef1234567890")
+AWS_DEFAULT_AMI = os.environ.get("AWS_DEFAULT_AMI", "")
 # JSON object {"region": "ami-..."}; regions not listed use AWS_DEFAULT_AMI.
 AWS_AMIS = os.environ.get("AWS_AMIS", "{}")
 DIGITALOCEAN_TOKEN = os.environ.get("DIGITALOCEAN_TOKEN", "")

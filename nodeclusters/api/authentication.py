@@ -3,6 +3,7 @@
 import base64
 import binascii
 
+from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.throttling import SimpleRateThrottle
@@ -50,6 +51,10 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     """Requests per API key (per client IP before authentication), rate from the `api_key` setting."""
 
     scope = "api_key"
+
+    def get_rate(self) -> str | None:
+        # Read on every request (not frozen at import like DRF's default) so the setting can change at runtime.
+        return settings.API_THROTTLE_RATE or None
 
     def get_cache_key(self, request, view):
         ident = f"key-{request.auth.pk}" if isinstance(request.auth, ApiKey) else self.get_ident(request)

@@ -199,10 +199,12 @@ def action_retry(*, action_uuid, owner, context: RequestContext) -> Action:
     action_supersede(node_cluster=cluster, new_action=action)
     cluster.save(update_fields=["target_num_nodes", "state", "current_action", "updated_at"])
     action.state = ActionState.IN_PROGRESS
+    # The retry is a new run: its start is when failures start counting against its budget again.
+    action.start_date = timezone.now()
     action.end_date = None
     action.can_be_retried = False
     action.can_be_canceled = True
-    action.save(update_fields=["state", "end_date", "can_be_retried", "can_be_canceled"])
+    action.save(update_fields=["state", "start_date", "end_date", "can_be_retried", "can_be_canceled"])
     action_log(action=action, message=f"Retried ({context.method} {context.path})")
     engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
     return action
