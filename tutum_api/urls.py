@@ -1,14 +1,17 @@
-"""Top-level URL wiring: the API under /api/v1/, the admin dashboard under /admin/."""
+"""Top-level URL wiring: the API under /api/v1/, the admin dashboard under /admin/, health probes."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
 
 from nodeclusters.api.errors import api_not_found
+from tutum_api import health
 
 urlpatterns = [
     path("api/v1/", include("nodeclusters.api.urls")),
     re_path(r"^api/", api_not_found),
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
 ]
 
 handler400 = "nodeclusters.api.errors.bad_request"
