@@ -1,11 +1,14 @@
 """List filters (django-filter): explicit per resource; a bad value (unknown state, malformed URI) is a 400."""
 
+import datetime
 import re
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from .api import dates, uris
 from .choices import ActionState, NodeClusterState, NodeState
@@ -29,6 +32,7 @@ class ResourceURIFormField(forms.CharField):
             raise ValidationError(str(error)) from None
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class ResourceURIFilter(django_filters.Filter):
     """Filter by a resource URI: `lookups` maps the URI's parts (e.g. provider, name) to ORM lookups."""
 
@@ -57,8 +61,36 @@ class DateFormField(forms.CharField):
             raise ValidationError(str(error)) from None
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class DateFilter(django_filters.Filter):
+    """Dates are rendered to the second, so `__lte` a rendered date covers that whole second."""
+
     field_class = DateFormField
+
+    def filter(self, qs, value):
+        if value is not None and self.lookup_expr == "lte" and value.microsecond == 0:
+            return qs.filter(**{f"{self.field_name}__lt": value + datetime.timedelta(seconds=1)})
+        return super().filter(qs, value)
+
+
+class StrictBooleanFormField(forms.CharField):
+    """`true`/`false` (or 1/0); anything else is a 400 rather than silently ignored."""
+
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in (None, ""):
+            return None
+        try:
+            return self.VALUES[value.lower()]
+        except KeyError:
+            raise ValidationError(f"Expected true or false, got {value!r}.") from None
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class StrictBooleanFilter(django_filters.Filter):
+    field_class = StrictBooleanFormField
 
 
 _UUID_PREFIX = re.compile(r"^[0-9a-fA-F-]{1,36}$")
@@ -72,6 +104,7 @@ class UUIDPrefixFormField(forms.CharField):
         return value.lower() if value else value
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class UUIDPrefixFilter(django_filters.Filter):
     field_class = UUIDPrefixFormField
 
@@ -122,7 +155,7 @@ class ActionFilterSet(django_filters.FilterSet):
     end_date__gte = DateFilter(field_name="end_date", lookup_expr="gte")
     end_date__lte = DateFilter(field_name="end_date", lookup_expr="lte")
     object = django_filters.CharFilter(method="filter_object")
-    include_related = django_filters.BooleanFilter(method="filter_noop")
+    include_related = StrictBooleanFilter(method="filter_noop")
 
     class Meta:
         model = Action

@@ -6,6 +6,7 @@ are scheduled with Celery countdowns, never by sleeping in a worker thread.
 
 import datetime
 import logging
+import time
 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
@@ -15,10 +16,12 @@ from django.utils import timezone
 
 from providers.base import ProviderError
 from providers.registry import get_driver
+from tutum_api.logging import log_context
+from tutum_api.metrics import RECONCILE_DURATION, RECONCILE_RUNS
 
 from . import node_steps, reconciler
 from .choices import NodeState
-from .models import Node
+from .models import Node, NodeCluster
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +42,33 @@ _NODE_STEP = {**_COMMON, "bind": True, "soft_time_limit": 60, "time_limit": 90}
 @shared_task(name="nodeclusters.reconcile_node_cluster", soft_time_limit=60, time_limit=90, **_COMMON)
 def reconcile_node_cluster(node_cluster_uuid: str) -> str | None:
     """Converge one cluster on its desired state (see `reconciler.reconcile_node_cluster`)."""
-    result = reconciler.reconcile_node_cluster(node_cluster_uuid)
+    action_uuid = NodeCluster.objects.filter(pk=node_cluster_uuid).values_list("current_action_id", flat=True).first()
+    with log_context(node_cluster_uuid=node_cluster_uuid, action_uuid=action_uuid):
+        started = time.perf_counter()
+        result = reconciler.reconcile_node_cluster(node_cluster_uuid)
+        RECONCILE_DURATION.observe(time.perf_counter() - started)
+        RECONCILE_RUNS.labels(result.state if result else "skipped").inc()
+        if result and (result.created or result.terminating):
+            logger.info(
+                "reconciled: %s, %d node(s) created, %d terminating",
+                result.state,
+                len(result.created),
+                len(result.terminating),
+            )
     return result.state if result else None
 
 
 def _run_step(task, step, node_uuid: str, transient_attempt: int, *extra_args) -> str:
+    ids = Node.objects.filter(pk=node_uuid).values("node_cluster_id", "node_cluster__current_action_id").first() or {}
+    with log_context(
+        node_uuid=node_uuid,
+        node_cluster_uuid=ids.get("node_cluster_id"),
+        action_uuid=ids.get("node_cluster__current_action_id"),
+    ):
+        return _step_and_schedule(task, step, node_uuid, transient_attempt, *extra_args)
+
+
+def _step_and_schedule(task, step, node_uuid: str, transient_attempt: int, *extra_args) -> str:
     outcome = step(node_uuid, *extra_args)
     if outcome.outcome is node_steps.Outcome.POLL:
         raise task.retry(

@@ -1,1 +1,1 @@
-"""Cloud provider drivers: one small interface, a registry, and drivers for the simulated cloud, AWS and DigitalOcean."""
+"""Cloud provider drivers: one small interface, a registry, and the simulated, AWS and DigitalOcean drivers."""

@@ -62,15 +62,14 @@ TRANSIENT_ERROR_CODES = frozenset(
         "Unavailable",
         "RequestTimeout",
         "RequestTimeoutException",
-        "RequestExpired",
         "PriorRequestNotComplete",
     }
 )
 # Codes EC2 answers for an instance id it does not know (any more), or one that cannot be an instance id.
 UNKNOWN_INSTANCE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 
-# The engine owns retries and backoff; botocore gets one quick extra attempt for a dropped connection and short
-# timeouts so a hung endpoint cannot hold a worker for minutes.
+# The engine owns retries and backoff: botocore gets one quick extra attempt (its standard mode covers dropped
+# connections, throttling and 5xx), and short timeouts keep a hung endpoint from holding a worker for minutes.
 BOTO_CONFIG = Config(
     connect_timeout=10,
     read_timeout=10,
@@ -102,6 +101,7 @@ class AWSDriver(NodeDriver):
         self.endpoint_url = endpoint_url or None
         self.amis = dict(amis or {})
         self.default_ami = default_ami or None
+        self._session: boto3.session.Session | None = None
         self._clients: dict[str, Any] = {}
         self._root_devices: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
@@ -190,14 +190,19 @@ class AWSDriver(NodeDriver):
         return [self._to_instance(item, region) for item in self._describe(region, Filters=filters)]
 
     def _client(self, region: str):
-        """The region's EC2 client, created once under a lock because boto3 sessions are not thread-safe."""
+        """The region's EC2 client, created once under a lock: boto3 clients are thread-safe, sessions are not.
+
+        The driver's own session keeps the EC2 model loaded once for all its regions.
+        """
         client = self._clients.get(region)
         if client is None:
             with self._lock:
                 client = self._clients.get(region)
                 if client is None:
                     with _translated_errors("create client"):
-                        client = boto3.session.Session().client(
+                        if self._session is None:
+                            self._session = boto3.session.Session()
+                        client = self._session.client(
                             "ec2", region_name=region, endpoint_url=self.endpoint_url, config=BOTO_CONFIG
                         )
                     self._clients[region] = client

@@ -82,6 +82,16 @@ class NodeDriver(ABC):
     #: Whether `upgrade_docker` does anything on this provider.
     supports_docker_upgrade: bool = False
 
+    def __init_subclass__(cls, **kwargs):
+        """Every driver's provider-facing methods are counted and timed (see providers.instrumentation)."""
+        super().__init_subclass__(**kwargs)
+        from providers.instrumentation import OPERATIONS, instrument
+
+        for operation in OPERATIONS:
+            method = cls.__dict__.get(operation)
+            if callable(method) and not getattr(method, "__instrumented__", False):
+                setattr(cls, operation, instrument(method))
+
     def __init__(self, *, owner_tag: str = "tutum-api", provider_name: str | None = None) -> None:
         self.owner_tag = owner_tag
         if provider_name:

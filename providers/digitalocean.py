@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -9,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
-from azure.core.pipeline.policies import RetryPolicy
+from azure.core.pipeline.policies import HttpLoggingPolicy, RetryPolicy
 
 from providers.base import (
     CLUSTER_UUID_TAG,
@@ -40,6 +42,11 @@ TAG_MAX_LENGTH = 255
 # Short timeouts so a hung API cannot hold a worker; the engine retries, not the client.
 CONNECTION_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 30
+
+# azure-core logs every request and response at INFO, which would bury the worker log under polling traffic.
+# Its trace goes to this logger instead, quiet unless LOGGING turns it up.
+http_logger = logging.getLogger("providers.digitalocean.http")
+http_logger.setLevel(logging.WARNING)
 
 
 def encode_tag(key: str, value: str) -> str:
@@ -153,6 +160,7 @@ class DigitalOceanDriver(NodeDriver):
                 "retry_policy": RetryPolicy.no_retries(),
                 "connection_timeout": CONNECTION_TIMEOUT_SECONDS,
                 "read_timeout": READ_TIMEOUT_SECONDS,
+                "http_logging_policy": HttpLoggingPolicy(logger=http_logger),
             }
             if self.endpoint:
                 options["endpoint"] = self.endpoint
@@ -224,6 +232,9 @@ def _translated_errors(operation: str) -> Iterator[None]:
         raise PermanentProviderError(f"digitalocean: {operation} failed with HTTP {status}: {detail}") from error
     except (ServiceRequestError, ServiceResponseError) as error:
         raise TransientProviderError(f"digitalocean: {operation} failed: {type(error).__name__}: {error}") from error
+    except json.JSONDecodeError as error:
+        # pydo decodes bodies itself; a non-JSON 2xx is a proxy or a cut-off answer, worth another try.
+        raise TransientProviderError(f"digitalocean: {operation} got an unreadable answer: {error}") from error
     except AzureError as error:
         raise PermanentProviderError(f"digitalocean: {operation} failed: {type(error).__name__}: {error}") from error
 

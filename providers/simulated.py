@@ -10,7 +10,7 @@ import hashlib
 import ipaddress
 import random
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -62,31 +62,31 @@ class SimulatedDriver(NodeDriver):
         now = timezone.now()
         try:
             with transaction.atomic():
-                existing = self._live_rows().filter(node_uuid=spec.node_uuid).first()
-                if existing is None:
+                row = self._live_rows().filter(node_uuid=spec.node_uuid).first()
+                created = row is None
+                if created:
                     row = self._insert_row(spec, now)
-                    if not row.failed:
-                        return self._to_instance(row, now)
         except IntegrityError:
             # Another process created this node's instance between our read and our insert; the partial unique
             # constraint refused the twin, so the winner's row is the answer.
-            existing = self._live_rows().filter(node_uuid=spec.node_uuid).first()
-            if existing is None:
+            row = self._live_rows().filter(node_uuid=spec.node_uuid).first()
+            created = False
+            if row is None:
                 raise TransientProviderError(
                     f"simulated: concurrent create for node {spec.node_uuid} left no instance; retry"
                 ) from None
-        if existing is not None:
-            if existing.failed:
-                # Handing back a dead instance would hide the failure; the caller has to destroy it first.
-                raise PermanentProviderError(
-                    f"simulated: instance {existing.instance_id} for node {spec.node_uuid} failed to boot; "
-                    "destroy it before creating the node again"
-                )
-            return self._to_instance(existing, now)
-        raise PermanentProviderError(
-            f"simulated: instance {row.instance_id} failed to boot (node {spec.node_uuid}, "
-            f"failure rate {self.failure_rate}, seed {self.seed!r})"
-        )
+        if row.failed and created:
+            raise PermanentProviderError(
+                f"simulated: instance {row.instance_id} failed to boot (node {spec.node_uuid}, "
+                f"failure rate {self.failure_rate}, seed {self.seed!r})"
+            )
+        if row.failed:
+            # Handing back a dead instance would hide the failure; the caller has to destroy it first.
+            raise PermanentProviderError(
+                f"simulated: instance {row.instance_id} for node {spec.node_uuid} failed to boot; "
+                "destroy it before creating the node again"
+            )
+        return self._to_instance(row, now)
 
     def find_node(self, *, node_uuid: str, region: str) -> Instance | None:
         """The live instance tagged with this node uuid in the region, failed ones included."""
@@ -133,7 +133,7 @@ class SimulatedDriver(NodeDriver):
         """This provider's instances that have not been terminated."""
         return SimulatedInstance.objects.filter(provider_name=self.name, terminated_at__isnull=True)
 
-    def _insert_row(self, spec: NodeSpec, now) -> SimulatedInstance:
+    def _insert_row(self, spec: NodeSpec, now: datetime) -> SimulatedInstance:
         """Write the instance row, deciding here whether this boot fails."""
         instance_id = f"sim-{secrets.token_hex(6)}"
         return SimulatedInstance.objects.create(
@@ -174,7 +174,7 @@ class SimulatedDriver(NodeDriver):
         return str(SIMULATED_ADDRESS_BLOCK.network_address + offset)
 
     @staticmethod
-    def _state_of(row: SimulatedInstance, now) -> InstanceState:
+    def _state_of(row: SimulatedInstance, now: datetime) -> InstanceState:
         """The instance's state at `now`, from its timestamps and failure flag."""
         if row.terminated_at is not None:
             return InstanceState.TERMINATED
@@ -184,7 +184,7 @@ class SimulatedDriver(NodeDriver):
             return InstanceState.PENDING
         return InstanceState.RUNNING
 
-    def _to_instance(self, row: SimulatedInstance, now) -> Instance:
+    def _to_instance(self, row: SimulatedInstance, now: datetime) -> Instance:
         """The provider-neutral view of a row."""
         state = self._state_of(row, now)
         return Instance(

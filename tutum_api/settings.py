@@ -8,6 +8,10 @@ import dj_database_url
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TUTUM_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Metrics from every process (gunicorn workers, Celery workers) meet in one directory; prometheus_client reads
+# this variable when it is first imported, so it is set here, before anything imports it.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -40,11 +44,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "nodeclusters",
     "providers",
 ]
 
 MIDDLEWARE = [
+    "tutum_api.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from gunicorn too, so `make run` and the compose stack need no web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -107,6 +114,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Serve straight from the installed apps: no collectstatic step to forget.
 WHITENOISE_USE_FINDERS = True
 
@@ -131,7 +139,28 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["nodeclusters.api.authentication.ApiKeyRateThrottle"],
     "EXCEPTION_HANDLER": "nodeclusters.api.errors.tutum_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "PAGE_SIZE": 25,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tutum node cluster API",
+    "DESCRIPTION": (
+        "A self-hostable server for Tutum's node cluster API. Lists are Tastypie pages, dates RFC 2822 in UTC, "
+        "references resource URIs, and every error body is JSON with an `error` string."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "NodeClusterStateEnum": "nodeclusters.choices.NodeClusterState",
+        "NodeStateEnum": "nodeclusters.choices.NodeState",
+        "ActionStateEnum": "nodeclusters.choices.ActionState",
+    },
 }
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000)
 # Requests per API key, e.g. "1200/min"; empty turns throttling off.
@@ -195,11 +224,28 @@ AWS_AMIS = os.environ.get("AWS_AMIS", "{}")
 DIGITALOCEAN_TOKEN = os.environ.get("DIGITALOCEAN_TOKEN", "")
 DIGITALOCEAN_IMAGE = os.environ.get("DIGITALOCEAN_IMAGE", "ubuntu-24-04-x64")
 
+# JSON lines by default (LOG_FORMAT=plain for a terminal); engine lines carry node_cluster_uuid, node_uuid
+# and action_uuid (see tutum_api/logging.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "tutum_api.logging.ContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain" if LOG_FORMAT == "plain" else "json",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

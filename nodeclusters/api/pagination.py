@@ -62,6 +62,27 @@ class TastypiePagination(LimitOffsetPagination):
             return None
         return self._page_path(max(self.offset - self.limit, 0))
 
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        page_link = {"type": "string", "nullable": True, "example": "/api/v1/nodecluster/?limit=25&offset=25"}
+        return {
+            "type": "object",
+            "required": ["meta", "objects"],
+            "properties": {
+                "meta": {
+                    "type": "object",
+                    "required": ["limit", "next", "offset", "previous", "total_count"],
+                    "properties": {
+                        "limit": {"type": "integer", "example": 25},
+                        "next": page_link,
+                        "offset": {"type": "integer", "example": 0},
+                        "previous": page_link,
+                        "total_count": {"type": "integer", "example": 1},
+                    },
+                },
+                "objects": schema,
+            },
+        }
+
     def get_paginated_response(self, data) -> Response:
         return Response(
             {

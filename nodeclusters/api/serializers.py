@@ -5,22 +5,27 @@ Output serializers declare their fields (for the schema) but build the dict dire
 """
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from nodeclusters.choices import ActionState, NodeClusterState, NodeState
 from nodeclusters.models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
 
 from . import uris
 from .dates import format_rfc2822
+from .schema import DateField, TagsField, uri_field, uri_list
 
 MAX_NODES_PER_CLUSTER = getattr(settings, "MAX_NODES_PER_CLUSTER", 1000)
 MAX_TAGS = 64
 
 
+@extend_schema_field(TagsField)
 class TagListField(serializers.Field):
     """Tutum's tags: `[{"name": "tag-1"}, ...]` (plain strings are accepted too); stored as a list of names."""
 
     default_error_messages = {
-        "invalid": 'Expected a list of tags such as [{"name": "tag-1"}].',
+        # Doubled braces: DRF's fail() runs these messages through str.format.
+        "invalid": 'Expected a list of tags such as [{{"name": "tag-1"}}].',
         "too_many": f"At most {MAX_TAGS} tags.",
         "bad_name": "Tag names are 1 to 128 printable characters; got {value!r}.",
     }
@@ -45,6 +50,7 @@ class TagListField(serializers.Field):
         return [{"name": name} for name in value]
 
 
+@extend_schema_field({"type": "string", "example": uris.EXAMPLES["region"]})
 class CatalogURIField(serializers.Field):
     """A catalog object given by its resource URI (`/api/v1/region/digitalocean/lon1/`)."""
 
@@ -98,7 +104,9 @@ class NodeClusterCreateSerializer(StrictSerializer):
     disk = serializers.IntegerField(min_value=10, max_value=16384, default=60)
     nickname = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
     tags = TagListField(required=False, default=list)
-    provider_options = serializers.JSONField(required=False, default=dict)
+    provider_options = serializers.JSONField(
+        required=False, default=dict, help_text='AWS only: {"vpc": {"id", "subnets", "security_groups"}, "iam": {...}}'
+    )
 
     def validate_provider_options(self, value):
         if value is None:
@@ -123,20 +131,20 @@ class NodeClusterSerializer(serializers.Serializer):
     """Output: a node cluster exactly as Tutum wrote it."""
 
     uuid = serializers.UUIDField()
-    resource_uri = serializers.CharField()
+    resource_uri = uri_field("nodecluster")
     name = serializers.CharField()
     nickname = serializers.CharField()
-    state = serializers.CharField()
-    node_type = serializers.CharField()
-    region = serializers.CharField()
+    state = serializers.ChoiceField(choices=NodeClusterState.choices)
+    node_type = uri_field("nodetype")
+    region = uri_field("region")
     disk = serializers.IntegerField()
-    nodes = serializers.ListField(child=serializers.CharField())
-    actions = serializers.ListField(child=serializers.CharField())
+    nodes = uri_list("node")
+    actions = uri_list("action")
     target_num_nodes = serializers.IntegerField()
     current_num_nodes = serializers.IntegerField()
-    deployed_datetime = serializers.CharField(allow_null=True)
-    destroyed_datetime = serializers.CharField(allow_null=True)
-    tags = serializers.ListField(child=serializers.DictField())
+    deployed_datetime = DateField()
+    destroyed_datetime = DateField()
+    tags = TagsField()
     provider_options = serializers.DictField()
 
     def to_representation(self, cluster: NodeCluster) -> dict:
@@ -165,27 +173,27 @@ class NodeSerializer(serializers.Serializer):
     """Output: a node with every attribute of Tutum's reference."""
 
     uuid = serializers.UUIDField()
-    resource_uri = serializers.CharField()
-    availability_zone = serializers.CharField(allow_null=True)
+    resource_uri = uri_field("node")
+    availability_zone = uri_field("az", nullable=True)
     cpu = serializers.IntegerField()
     current_num_containers = serializers.IntegerField()
-    deployed_datetime = serializers.CharField(allow_null=True)
-    destroyed_datetime = serializers.CharField(allow_null=True)
+    deployed_datetime = DateField()
+    destroyed_datetime = DateField()
     disk = serializers.IntegerField()
     docker_execdriver = serializers.CharField()
     docker_graphdriver = serializers.CharField()
     docker_version = serializers.CharField()
     external_fqdn = serializers.CharField()
-    last_seen = serializers.CharField(allow_null=True)
+    last_seen = DateField()
     last_metric = serializers.DictField()
     memory = serializers.IntegerField()
     nickname = serializers.CharField()
-    node_cluster = serializers.CharField(allow_null=True)
-    node_type = serializers.CharField()
-    public_ip = serializers.CharField(allow_null=True)
-    region = serializers.CharField()
-    state = serializers.CharField()
-    tags = serializers.ListField(child=serializers.DictField())
+    node_cluster = uri_field("nodecluster", nullable=True)
+    node_type = uri_field("nodetype")
+    public_ip = serializers.IPAddressField(allow_null=True)
+    region = uri_field("region")
+    state = serializers.ChoiceField(choices=NodeState.choices)
+    tags = TagsField()
     tunnel = serializers.CharField(allow_null=True)
 
     def to_representation(self, node: Node) -> dict:
@@ -222,16 +230,16 @@ class ActionSerializer(serializers.Serializer):
     """Output: an action with every attribute of Tutum's reference, plus its logs."""
 
     uuid = serializers.UUIDField()
-    resource_uri = serializers.CharField()
+    resource_uri = uri_field("action")
     action = serializers.CharField()
     object = serializers.CharField()
     method = serializers.CharField()
     path = serializers.CharField()
     user_agent = serializers.CharField()
-    start_date = serializers.CharField()
-    end_date = serializers.CharField(allow_null=True)
-    state = serializers.CharField()
-    ip = serializers.CharField(allow_null=True)
+    start_date = DateField()
+    end_date = DateField()
+    state = serializers.ChoiceField(choices=ActionState.choices)
+    ip = serializers.IPAddressField(allow_null=True)
     location = serializers.CharField()
     body = serializers.CharField()
     is_user_action = serializers.BooleanField()
@@ -264,10 +272,10 @@ class ActionSerializer(serializers.Serializer):
 class ProviderSerializer(serializers.Serializer):
     """Output: a cloud provider."""
 
-    resource_uri = serializers.CharField()
+    resource_uri = uri_field("provider")
     name = serializers.CharField()
     label = serializers.CharField()
-    regions = serializers.ListField(child=serializers.CharField())
+    regions = uri_list("region")
     available = serializers.BooleanField()
 
     def to_representation(self, provider: Provider) -> dict:
@@ -283,12 +291,12 @@ class ProviderSerializer(serializers.Serializer):
 class RegionSerializer(serializers.Serializer):
     """Output: a region with its node types and availability zones."""
 
-    resource_uri = serializers.CharField()
+    resource_uri = uri_field("region")
     name = serializers.CharField()
     label = serializers.CharField()
-    node_types = serializers.ListField(child=serializers.CharField())
-    availability_zones = serializers.ListField(child=serializers.CharField())
-    provider = serializers.CharField()
+    node_types = uri_list("nodetype")
+    availability_zones = uri_list("az")
+    provider = uri_field("provider")
     available = serializers.BooleanField()
 
     def to_representation(self, region: Region) -> dict:
@@ -309,9 +317,9 @@ class RegionSerializer(serializers.Serializer):
 class AvailabilityZoneSerializer(serializers.Serializer):
     """Output: an availability zone."""
 
-    resource_uri = serializers.CharField()
+    resource_uri = uri_field("az")
     name = serializers.CharField()
-    region = serializers.CharField()
+    region = uri_field("region")
     available = serializers.BooleanField()
 
     def to_representation(self, zone: AvailabilityZone) -> dict:
@@ -327,12 +335,12 @@ class AvailabilityZoneSerializer(serializers.Serializer):
 class NodeTypeSerializer(serializers.Serializer):
     """Output: a node type with the regions and zones that offer it."""
 
-    resource_uri = serializers.CharField()
+    resource_uri = uri_field("nodetype")
     name = serializers.CharField()
     label = serializers.CharField()
-    regions = serializers.ListField(child=serializers.CharField())
-    availability_zones = serializers.ListField(child=serializers.CharField())
-    provider = serializers.CharField()
+    regions = uri_list("region")
+    availability_zones = uri_list("az")
+    provider = uri_field("provider")
     available = serializers.BooleanField()
 
     def to_representation(self, node_type: NodeType) -> dict:

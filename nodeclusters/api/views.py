@@ -3,7 +3,9 @@
 import json
 
 from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, status, viewsets
+from rest_framework import serializers as drf_serializers
 from rest_framework.decorators import action as route
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
@@ -22,6 +24,7 @@ from nodeclusters.filtersets import (
 from nodeclusters.models import Action
 
 from . import serializers, uris
+from .schema import errors
 
 ACTION_HEADER = "X-Tutum-Action-URI"
 UUID_REGEX = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -56,6 +59,44 @@ class TutumViewSetMixin:
         return self.get_queryset().get(pk=pk)
 
 
+def accepted(serializer, description: str) -> OpenApiResponse:
+    return OpenApiResponse(serializer, description=f"{description}; X-Tutum-Action-URI names the action")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List node clusters", responses={200: serializers.NodeClusterSerializer, **errors(400)}),
+    retrieve=extend_schema(
+        summary="Get a node cluster", responses={200: serializers.NodeClusterSerializer, **errors(404)}
+    ),
+    create=extend_schema(
+        summary="Create a node cluster (state Init; nothing is deployed yet)",
+        request=serializers.NodeClusterCreateSerializer,
+        responses={201: accepted(serializers.NodeClusterSerializer, "Created"), **errors(400, 413, 415)},
+    ),
+    partial_update=extend_schema(
+        summary="Scale, retag or rename a node cluster",
+        request=serializers.NodeClusterUpdateSerializer,
+        responses={
+            200: accepted(serializers.NodeClusterSerializer, "Changed at once (tags, nickname, target before deploy)"),
+            202: accepted(serializers.NodeClusterSerializer, "Scaling started"),
+            **errors(400, 404, 409, 413, 415),
+        },
+    ),
+    destroy=extend_schema(
+        summary="Terminate a node cluster and all its nodes",
+        responses={202: accepted(serializers.NodeClusterSerializer, "Terminating"), **errors(404, 409, 415)},
+    ),
+    deploy=extend_schema(
+        summary="Deploy a node cluster created in Init",
+        request=None,
+        responses={202: accepted(serializers.NodeClusterSerializer, "Deploying"), **errors(404, 409, 415)},
+    ),
+    docker_upgrade=extend_schema(
+        summary="Upgrade Docker on every deployed node of the cluster",
+        request=None,
+        responses={202: accepted(serializers.NodeClusterSerializer, "Upgrading"), **errors(404, 409, 415)},
+    ),
+)
 class NodeClusterViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """`/api/v1/nodecluster/`: list, create, get, scale/tag (PATCH), terminate (DELETE), deploy, docker-upgrade."""
 
@@ -101,6 +142,29 @@ class NodeClusterViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.Retrie
         return self.action_response(self.refetch(cluster.pk), action, status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List nodes", responses={200: serializers.NodeSerializer, **errors(400)}),
+    retrieve=extend_schema(summary="Get a node", responses={200: serializers.NodeSerializer, **errors(404)}),
+    partial_update=extend_schema(
+        summary="Rename or retag a node",
+        request=serializers.NodeUpdateSerializer,
+        responses={200: accepted(serializers.NodeSerializer, "Changed"), **errors(400, 404, 409, 413, 415)},
+    ),
+    destroy=extend_schema(
+        summary="Terminate a node",
+        responses={202: accepted(serializers.NodeSerializer, "Terminating"), **errors(404, 409, 415)},
+    ),
+    health_check=extend_schema(
+        summary="Check that the node is reachable",
+        request=None,
+        responses={202: accepted(serializers.NodeSerializer, "Check started"), **errors(404, 409, 415)},
+    ),
+    docker_upgrade=extend_schema(
+        summary="Upgrade Docker on the node",
+        request=None,
+        responses={202: accepted(serializers.NodeSerializer, "Upgrading"), **errors(404, 409, 415)},
+    ),
+)
 class NodeViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """`/api/v1/node/`: list, get, rename/tag (PATCH), terminate (DELETE), health-check, docker-upgrade."""
 
@@ -135,6 +199,22 @@ class NodeViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModel
         return self.action_response(self.refetch(node.pk), action, status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List actions, newest first", responses={200: serializers.ActionSerializer, **errors(400)}
+    ),
+    retrieve=extend_schema(summary="Get an action", responses={200: serializers.ActionSerializer, **errors(404)}),
+    cancel=extend_schema(
+        summary="Cancel a pending or in-progress action",
+        request=None,
+        responses={202: accepted(serializers.ActionSerializer, "Canceling"), **errors(404, 409, 415)},
+    ),
+    retry=extend_schema(
+        summary="Run a finished cluster action again",
+        request=None,
+        responses={202: accepted(serializers.ActionSerializer, "In progress again"), **errors(404, 409, 415)},
+    ),
+)
 class ActionViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """`/api/v1/action/`: list, get, cancel, retry."""
 
@@ -158,6 +238,13 @@ class ActionViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMod
         return self.action_response(self.refetch(action.pk), action, status.HTTP_202_ACCEPTED)
 
 
+def catalog_schema(serializer, noun: str):
+    return extend_schema_view(
+        list=extend_schema(summary=f"List {noun}s", responses={200: serializer, **errors(400)}),
+        retrieve=extend_schema(summary=f"Get a {noun}", responses={200: serializer, **errors(404)}),
+    )
+
+
 class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Read-only catalog resources, looked up by the names in their URI (`provider/name`)."""
 
@@ -172,6 +259,7 @@ class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return obj
 
 
+@catalog_schema(serializers.ProviderSerializer, "provider")
 class ProviderViewSet(CatalogViewSet):
     serializer_class = serializers.ProviderSerializer
     filterset_class = ProviderFilterSet
@@ -181,6 +269,7 @@ class ProviderViewSet(CatalogViewSet):
         return selectors.provider_list()
 
 
+@catalog_schema(serializers.RegionSerializer, "region")
 class RegionViewSet(CatalogViewSet):
     serializer_class = serializers.RegionSerializer
     filterset_class = RegionFilterSet
@@ -190,6 +279,7 @@ class RegionViewSet(CatalogViewSet):
         return selectors.region_list()
 
 
+@catalog_schema(serializers.AvailabilityZoneSerializer, "availability zone")
 class AvailabilityZoneViewSet(CatalogViewSet):
     serializer_class = serializers.AvailabilityZoneSerializer
     filterset_class = AvailabilityZoneFilterSet
@@ -199,6 +289,7 @@ class AvailabilityZoneViewSet(CatalogViewSet):
         return selectors.availability_zone_list()
 
 
+@catalog_schema(serializers.NodeTypeSerializer, "node type")
 class NodeTypeViewSet(CatalogViewSet):
     serializer_class = serializers.NodeTypeSerializer
     filterset_class = NodeTypeFilterSet
@@ -211,5 +302,14 @@ class NodeTypeViewSet(CatalogViewSet):
 class AuthView(APIView):
     """`/api/v1/auth/`: 200 with the caller's username when the credentials are good (clients verify keys here)."""
 
+    @extend_schema(
+        summary="Check credentials",
+        responses={
+            200: inline_serializer(
+                "AuthResponse", {"username": drf_serializers.CharField(), "user": drf_serializers.CharField()}
+            ),
+            **errors(),
+        },
+    )
     def get(self, request):
         return Response({"username": request.user.get_username(), "user": request.user.get_username()})

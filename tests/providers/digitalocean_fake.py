@@ -86,7 +86,9 @@ class FakeDigitalOcean:
         if page * per_page < len(matching):
             pages["next"] = f"{API}/v2/droplets?page={page + 1}&per_page={per_page}"
             pages["last"] = f"{API}/v2/droplets?page={-(-len(matching) // per_page)}&per_page={per_page}"
-        return _json(200, {"droplets": chunk, "links": {"pages": pages} if pages else {}, "meta": {"total": len(matching)}})
+        return _json(
+            200, {"droplets": chunk, "links": {"pages": pages} if pages else {}, "meta": {"total": len(matching)}}
+        )
 
     def _get(self, request):
         """GET /v2/droplets/{id}"""

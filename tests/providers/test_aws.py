@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -124,9 +125,9 @@ def test_nodes_spread_over_the_listed_subnets(aws_driver, ec2, vpc):
     options = {"vpc": {"id": vpc["id"], "subnets": vpc["subnets"]}}
 
     subnets = {
-        aws_driver.create_node(
-            make_spec(region=AWS_REGION, node_type="t3.micro", provider_options=options)
-        ).extra["subnet_id"]
+        aws_driver.create_node(make_spec(region=AWS_REGION, node_type="t3.micro", provider_options=options)).extra[
+            "subnet_id"
+        ]
         for _ in range(12)
     }
 
@@ -163,7 +164,7 @@ def test_malformed_provider_options_are_permanent(aws_driver, options):
 def test_unknown_subnet_is_permanent_with_the_aws_code(aws_driver, vpc):
     options = {"vpc": {"id": vpc["id"], "subnets": ["subnet-0000000000000000f"]}}
 
-    with pytest.raises(PermanentProviderError, match="InvalidSubnetID.NotFound"):
+    with pytest.raises(PermanentProviderError, match=r"InvalidSubnetID\.NotFound"):
         aws_driver.create_node(make_spec(region=AWS_REGION, node_type="t3.micro", provider_options=options))
 
 
@@ -241,7 +242,7 @@ def test_throttling_capacity_and_server_errors_are_transient(stubbed, code, stat
     driver, stubber = stubbed
     stubber.add_client_error("describe_instances", service_error_code=code, http_status_code=status)
 
-    with pytest.raises(TransientProviderError, match=code):
+    with pytest.raises(TransientProviderError, match=re.escape(code)):
         driver.list_nodes(region=AWS_REGION)
 
 
@@ -262,7 +263,7 @@ def test_auth_parameter_and_quota_errors_are_permanent(stubbed, code, status):
     stubber.add_client_error("describe_images", service_error_code="InvalidAMIID.NotFound", http_status_code=400)
     stubber.add_client_error("run_instances", service_error_code=code, http_status_code=status)
 
-    with pytest.raises(PermanentProviderError, match=code) as raised:
+    with pytest.raises(PermanentProviderError, match=re.escape(code)) as raised:
         driver.create_node(make_spec(region=AWS_REGION, node_type="t3.micro"))
 
     assert not isinstance(raised.value, TransientProviderError)
