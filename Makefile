@@ -22,6 +22,7 @@ run: install
 ## Every test: the whole suite on SQLite, then again on PostgreSQL with Redis and real worker processes.
 test: install
 	bash .ci/services
+	bash .ci/browser
 	$(MAKE) --no-print-directory test-sqlite test-postgres
 
 test-sqlite: install

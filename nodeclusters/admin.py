@@ -174,11 +174,11 @@ class NodeClusterAdmin(admin.ModelAdmin):
         if done:
             self.message_user(request, f"{verb} {done} node cluster(s).", messages.SUCCESS)
 
-    @admin.action(description="Deploy selected node clusters")
+    @admin.action(description="Deploy selected node clusters", permissions=["change"])
     def deploy_selected(self, request, queryset):
         self._run_for_each(request, queryset, services.node_cluster_deploy, "Deploying")
 
-    @admin.action(description="Scale selected node clusters to N nodes")
+    @admin.action(description="Scale selected node clusters to N nodes", permissions=["change"])
     def scale_selected(self, request, queryset):
         if "apply" in request.POST:
             form = ScaleForm(request.POST)
@@ -206,7 +206,7 @@ class NodeClusterAdmin(admin.ModelAdmin):
             },
         )
 
-    @admin.action(description="Terminate selected node clusters")
+    @admin.action(description="Terminate selected node clusters", permissions=["change"])
     def terminate_selected(self, request, queryset):
         if "apply" in request.POST:
             self._run_for_each(request, queryset, services.node_cluster_terminate, "Terminating")
@@ -293,14 +293,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
             obj.save(update_fields=["label"])
             return
         api_key, raw_key = services.api_key_create(user=form.cleaned_data["user"], label=form.cleaned_data["label"])
-        obj.pk = api_key.pk
+        # The admin's messages and history describe `obj`: give it everything the service stored.
+        for field in ApiKey._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(api_key, field.attname))
         self.message_user(
             request,
             f"API key for {api_key.user.get_username()}: {raw_key} (copy it now; it will not be shown again)",
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_selected(self, request, queryset):
         for api_key in queryset:
             services.api_key_revoke(api_key=api_key)

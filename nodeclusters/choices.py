@@ -4,16 +4,16 @@ from django.db import models
 
 
 class NodeClusterState(models.TextChoices):
-    """Lifecycle of a node cluster, as Tutum named it."""
+    """Lifecycle of a node cluster, as Tutum named it (labels spelled like the values, for the dashboard)."""
 
     INIT = "Init"
     DEPLOYING = "Deploying"
     DEPLOYED = "Deployed"
-    PARTLY_DEPLOYED = "Partly deployed"
+    PARTLY_DEPLOYED = "Partly deployed", "Partly deployed"
     SCALING = "Scaling"
     TERMINATING = "Terminating"
     TERMINATED = "Terminated"
-    EMPTY_CLUSTER = "Empty cluster"
+    EMPTY_CLUSTER = "Empty cluster", "Empty cluster"
 
 
 class NodeState(models.TextChoices):
@@ -31,7 +31,7 @@ class ActionState(models.TextChoices):
     """Lifecycle of an action (one API call and the work it started)."""
 
     PENDING = "Pending"
-    IN_PROGRESS = "In progress"
+    IN_PROGRESS = "In progress", "In progress"
     CANCELING = "Canceling"
     CANCELED = "Canceled"
     SUCCESS = "Success"
