@@ -61,6 +61,9 @@ class DateFormField(forms.CharField):
             raise ValidationError(str(error)) from None
 
 
+_LAST_SECOND = datetime.datetime.max.replace(microsecond=0, tzinfo=datetime.UTC)
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class DateFilter(django_filters.Filter):
     """Dates are rendered to the second, so `__lte` a rendered date covers that whole second."""
@@ -68,7 +71,7 @@ class DateFilter(django_filters.Filter):
     field_class = DateFormField
 
     def filter(self, qs, value):
-        if value is not None and self.lookup_expr == "lte" and value.microsecond == 0:
+        if value is not None and self.lookup_expr == "lte" and value.microsecond == 0 and value < _LAST_SECOND:
             return qs.filter(**{f"{self.field_name}__lt": value + datetime.timedelta(seconds=1)})
         return super().filter(qs, value)
 

@@ -23,6 +23,8 @@ def node_cluster_list(*, owner) -> QuerySet[NodeCluster]:
             ),
         )
         .annotate(current_num_nodes=Count("nodes", filter=Q(nodes__state__in=CURRENT_NODE_STATES)))
+        # Django drops Meta.ordering on aggregated querysets: pages must still be newest first and stable.
+        .order_by("-created_at", "uuid")
     )
 
 

@@ -39,6 +39,10 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(f"Credentials must be <username>:<apikey>. {_HOW_TO}")
         api_key = api_key_authenticate(username=username, raw_key=key)
         if api_key is None:
+            # DRF throttles run after authentication, so failed guesses are counted here, per client address.
+            throttle = FailedAuthenticationThrottle()
+            if not throttle.allow_request(request, None):
+                raise exceptions.Throttled(wait=throttle.wait())
             raise exceptions.AuthenticationFailed(_BAD_CREDENTIALS)
         return api_key.user, api_key
 
@@ -59,3 +63,13 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request, view):
         ident = f"key-{request.auth.pk}" if isinstance(request.auth, ApiKey) else self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class FailedAuthenticationThrottle(ApiKeyRateThrottle):
+    """Failed credential checks per client address, at the same rate; counted while authenticating."""
+
+    scope = "failed_auth"
+
+    def get_cache_key(self, request, view):
+        # Never touch request.auth here: it is being computed, and reading it would authenticate again.
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -37,4 +37,7 @@ def parse_any(value: str) -> datetime.datetime:
         raise ValueError(f"{value!r} is not a date; use RFC 2822 ('Tue, 16 Sep 2014 17:01:15 +0000') or ISO 8601")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
-    return parsed
+    try:
+        return parsed.astimezone(datetime.UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is outside the range of dates (years 1 to 9999 in UTC)") from None

@@ -95,8 +95,8 @@ def action_finish(*, action: Action, state: str, message: str = "") -> None:
     from django.db.models.functions import Concat
 
     updates = {"state": state, "end_date": timezone.now(), "can_be_canceled": False}
-    if state in (ActionState.FAILED, ActionState.CANCELED):
-        updates["can_be_retried"] = action.target_num_nodes is not None
+    # Cluster actions that set a size can be run again (action.md: from Success, Failed or Canceled).
+    updates["can_be_retried"] = action.target_num_nodes is not None
     if message:
         updates["logs"] = Concat(F("logs"), Value(_log_line(message)))
     Action.objects.filter(pk=action.pk, state__in=ACTION_OPEN_STATES).update(**updates)
@@ -181,7 +181,11 @@ def action_retry(*, action_uuid, owner, context: RequestContext) -> Action:
             state=action.state,
             allowed=["cancel"] if action.can_be_canceled and action.state in ACTION_CANCELABLE_STATES else [],
         )
-    cluster = NodeCluster.objects.select_for_update().select_related("current_action").get(pk=action.node_cluster_id)
+    cluster = (
+        NodeCluster.objects.select_for_update(of=("self",))
+        .select_related("current_action")
+        .get(pk=action.node_cluster_id)
+    )
     terminating = action.target_num_nodes == 0 and cluster.state == NodeClusterState.TERMINATING
     operation = NodeClusterOperation.SCALE
     if not terminating and cluster.state not in NODE_CLUSTER_ALLOWED[operation]:

@@ -4,6 +4,7 @@ import datetime
 import hashlib
 import hmac
 import secrets
+import string
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -12,6 +13,7 @@ from django.utils import timezone
 from nodeclusters.models import ApiKey
 
 PREFIX_LENGTH = 10
+_HEX_DIGITS = frozenset(string.hexdigits)
 # Writing last_used_at on every request would turn every read into a write; once a minute is plenty.
 _LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
 
@@ -45,8 +47,8 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 
 def api_key_authenticate(*, username: str, raw_key: str) -> ApiKey | None:
     """The active key of `username` matching `raw_key` (compared in constant time), or None."""
-    if len(raw_key) < PREFIX_LENGTH:
-        return None
+    if len(raw_key) < PREFIX_LENGTH or not all(char in _HEX_DIGITS for char in raw_key):
+        return None  # not a key we could have issued; never send it to the database
     api_key = (
         ApiKey.objects.select_related("user").filter(prefix=raw_key[:PREFIX_LENGTH], revoked_at__isnull=True).first()
     )
