@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .choices import ACTION_OPEN_STATES, ActionState, NodeClusterState, NodeState
-from .models import Node, NodeCluster
+from .models import Action, Node, NodeCluster
 from .services.actions import action_finish, action_log, engine_schedule
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,18 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
             budget -= sum(1 for node in active if node.state == NodeState.DEPLOYING)
         result = ReconcileResult(state=cluster.state)
 
-        difference = len(active) - cluster.target_num_nodes
+        # A new size waits (its action `Pending`) while a Docker upgrade restarts the nodes' engines.
+        upgrading = any(node.state == NodeState.UPGRADING for node in live)
+        hold = False
+        if action is not None and action.state == ActionState.PENDING:
+            if upgrading and action.target_num_nodes:
+                hold = True
+            else:
+                Action.objects.filter(pk=action.pk, state=ActionState.PENDING).update(state=ActionState.IN_PROGRESS)
+                action.state = ActionState.IN_PROGRESS
+                action_log(action=action, message="Started")
+
+        difference = 0 if hold else len(active) - cluster.target_num_nodes
         if difference < 0 and budget > 0:
             # Never more replacements in flight than failures the action may still afford.
             new_nodes = _new_nodes(cluster, min(-difference, budget), active)
@@ -166,7 +177,7 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
             result.scheduled = [node.uuid for node in due]
 
         in_transit = sum(1 for node in live if node.state in STEP_TASKS)
-        gave_up = not budget_left and len(active) < cluster.target_num_nodes
+        gave_up = not hold and not budget_left and len(active) < cluster.target_num_nodes
         state = derive_state(
             current=cluster.state,
             target=cluster.target_num_nodes,
@@ -174,6 +185,8 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
             in_transit=in_transit,
             gave_up=gave_up,
         )
+        if hold:
+            state = NodeClusterState.SCALING
         fields = ["state", "updated_at"]
         if state in (NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED) and cluster.deployed_datetime is None:
             cluster.deployed_datetime = now
@@ -185,10 +198,15 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
         cluster.save(update_fields=fields)
         result.state = state
 
-        if action is not None and state not in (
-            NodeClusterState.DEPLOYING,
-            NodeClusterState.SCALING,
-            NodeClusterState.TERMINATING,
+        if (
+            action is not None
+            and not hold
+            and state
+            not in (
+                NodeClusterState.DEPLOYING,
+                NodeClusterState.SCALING,
+                NodeClusterState.TERMINATING,
+            )
         ):
             _finish_current_action(cluster, action, state=state, gave_up=gave_up)
         _finish_docker_upgrade(cluster, live)

@@ -56,8 +56,12 @@ def action_record(
     can_be_canceled: bool = False,
     target_num_nodes: int | None = None,
     log: str = "",
+    waits_for: Action | None = None,
 ) -> Action:
-    """Write the audit row of one call: `Success` at once for synchronous calls, `In progress` otherwise."""
+    """Write the audit row of one call: `Success` at once for synchronous calls, `In progress` otherwise.
+
+    An asynchronous action that must wait for another one on the same cluster starts `Pending`, saying which.
+    """
     now = timezone.now()
     object_uri = uris.node_uri(node.uuid) if node is not None else uris.nodecluster_uri(node_cluster.uuid)
     return Action.objects.create(
@@ -71,13 +75,16 @@ def action_record(
         object_uri=object_uri,
         node_cluster=node_cluster if node_cluster is not None else (node.node_cluster if node else None),
         node=node,
-        state=ActionState.IN_PROGRESS if asynchronous else ActionState.SUCCESS,
+        state=(ActionState.PENDING if waits_for else ActionState.IN_PROGRESS) if asynchronous else ActionState.SUCCESS,
         start_date=now,
         end_date=None if asynchronous else now,
         is_user_action=context.is_user_action,
         can_be_canceled=can_be_canceled,
         target_num_nodes=target_num_nodes,
-        logs=_log_line(log) if log else "",
+        logs=(_log_line(log) if log else "")
+        + (
+            _log_line(f"Waiting for action {uris.action_uri(waits_for.uuid)} ({waits_for.action})") if waits_for else ""
+        ),
     )
 
 
@@ -100,6 +107,15 @@ def action_finish(*, action: Action, state: str, message: str = "") -> None:
     if message:
         updates["logs"] = Concat(F("logs"), Value(_log_line(message)))
     Action.objects.filter(pk=action.pk, state__in=ACTION_OPEN_STATES).update(**updates)
+
+
+def action_blocking_scale(*, node_cluster: NodeCluster) -> Action | None:
+    """The open Docker upgrade a new size must wait for (nodes are restarting their engine), if any."""
+    if not node_cluster.nodes.filter(state=NodeState.UPGRADING).exists():
+        return None
+    return node_cluster.actions.filter(
+        action="Node Cluster Docker Upgrade", node__isnull=True, state__in=ACTION_OPEN_STATES
+    ).first()
 
 
 def action_supersede(*, node_cluster: NodeCluster, new_action: Action) -> None:

@@ -13,7 +13,14 @@ from nodeclusters.choices import (
 from nodeclusters.exceptions import InvalidRequest, NotSupported, ObjectNotFound, StateConflict
 from nodeclusters.models import Action, NodeCluster, NodeType, Region
 
-from .actions import RequestContext, action_log, action_record, action_supersede, engine_schedule_reconcile
+from .actions import (
+    RequestContext,
+    action_blocking_scale,
+    action_log,
+    action_record,
+    action_supersede,
+    engine_schedule_reconcile,
+)
 from .provider_options import validate_provider_options
 
 # States in which the engine is idle, so a new desired size makes the cluster `Scaling`.
@@ -161,6 +168,7 @@ def node_cluster_update(
         can_be_canceled=asynchronous,
         target_num_nodes=cluster.target_num_nodes if asynchronous else None,
         log="; ".join(logs) or "Nothing to change",
+        waits_for=action_blocking_scale(node_cluster=cluster) if asynchronous else None,
     )
     if asynchronous:
         if cluster.state in _SETTLED_STATES:

@@ -321,3 +321,28 @@ def test_twins_and_instances_of_terminated_nodes_are_leaks(deployed_cluster):
         third.instance_id: f"its node {third.uuid} is terminated",
         "i-odd": "no node owns it",
     }
+
+
+def test_a_scale_during_a_docker_upgrade_is_pending_until_the_upgrade_ends(deployed_cluster):
+    _, upgrade = services.node_cluster_docker_upgrade(
+        node_cluster_uuid=deployed_cluster.uuid, owner=deployed_cluster.owner, context=CONTEXT
+    )
+    services.node_cluster_update(
+        node_cluster_uuid=deployed_cluster.uuid, owner=deployed_cluster.owner, context=CONTEXT, target_num_nodes=5
+    )
+    scale_action = Action.objects.get(node_cluster=deployed_cluster, action="Node Cluster Scale")
+    assert scale_action.state == ActionState.PENDING
+    assert f"Waiting for action /api/v1/action/{upgrade.uuid}/ (Node Cluster Docker Upgrade)" in scale_action.logs
+    result = reconciler.reconcile_node_cluster(deployed_cluster.uuid)
+    assert result.created == []  # nothing happens while the nodes upgrade
+    assert result.state == NodeClusterState.SCALING
+    scale_action.refresh_from_db()
+    assert scale_action.state == ActionState.PENDING
+    cluster = converge(deployed_cluster.uuid)  # the upgrade steps run, then the scale starts and converges
+    assert cluster.state == NodeClusterState.DEPLOYED
+    assert cluster.nodes.filter(state=NodeState.DEPLOYED).count() == 5
+    scale_action.refresh_from_db()
+    upgrade.refresh_from_db()
+    assert upgrade.state == ActionState.SUCCESS
+    assert scale_action.state == ActionState.SUCCESS
+    assert "Started" in scale_action.logs
