@@ -182,8 +182,14 @@ else:
         # Longer than the longest task (hard limit below) so a slow task is not delivered twice, short enough
         # that a task lost with a killed worker comes back in minutes.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300),
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request that commits while the broker is down must answer quickly (the sweep enqueues its work later),
+# so publishing gives up after about two seconds instead of Celery's default retries.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
