@@ -104,7 +104,7 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
     with transaction.atomic():
         cluster = (
             NodeCluster.objects.select_for_update(of=("self",))
-            .select_related("current_action", "node_type", "region")
+            .select_related("node_type", "region")
             .filter(uuid=node_cluster_uuid)
             .first()
         )

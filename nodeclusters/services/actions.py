@@ -119,9 +119,19 @@ def action_blocking_scale(*, node_cluster: NodeCluster) -> Action | None:
 
 
 def action_supersede(*, node_cluster: NodeCluster, new_action: Action) -> None:
-    """Make `new_action` the cluster's current one; an open predecessor ends naming the action that overtook it."""
-    previous = node_cluster.current_action
-    if previous is not None and previous.pk != new_action.pk and previous.state in ACTION_OPEN_STATES:
+    """Make `new_action` the cluster's current one; open predecessors end naming the action that overtook them.
+
+    Called with the cluster row locked. Every open action that set the cluster's size is closed, not just the one
+    `current_action` names, and they are read after the lock: rows joined into a locking query can be stale.
+    """
+    overtaken = (
+        Action.objects.filter(
+            node_cluster=node_cluster, node__isnull=True, target_num_nodes__isnull=False, state__in=ACTION_OPEN_STATES
+        )
+        .exclude(pk=new_action.pk)
+        .select_for_update()
+    )
+    for previous in overtaken:
         action_finish(
             action=previous,
             state=ActionState.CANCELED,
@@ -199,7 +209,6 @@ def action_retry(*, action_uuid, owner, context: RequestContext) -> Action:
         )
     cluster = (
         NodeCluster.objects.select_for_update(of=("self",))
-        .select_related("current_action")
         .get(pk=action.node_cluster_id)
     )
     terminating = action.target_num_nodes == 0 and cluster.state == NodeClusterState.TERMINATING

@@ -42,7 +42,8 @@ def _locked_cluster(*, node_cluster_uuid, owner) -> NodeCluster:
     try:
         return (
             NodeCluster.objects.select_for_update(of=("self",))
-            .select_related("current_action", "region__provider", "node_type")
+            # Only the static catalog is joined: rows joined into a locking query are not re-read after the wait.
+            .select_related("region__provider", "node_type")
             .get(uuid=node_cluster_uuid, owner=owner)
         )
     except NodeCluster.DoesNotExist:

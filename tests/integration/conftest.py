@@ -72,8 +72,10 @@ def start_engine(postgres, broker_url, catalog, tmp_path, settings):
     redis.Redis.from_url(broker_url).flushdb()
     engines = []
 
-    def start(*, env: dict[str, str] | None = None, concurrency: int = 16, beat: bool = True) -> Engine:
-        engine = Engine(broker_url=broker_url, var_dir=tmp_path, env=env or {}, concurrency=concurrency)
+    def start(
+        *, env: dict[str, str] | None = None, concurrency: int = 16, beat: bool = True, broker: str | None = None
+    ) -> Engine:
+        engine = Engine(broker_url=broker or broker_url, var_dir=tmp_path, env=env or {}, concurrency=concurrency)
         engines.append(engine)
         engine.start_worker()
         if beat:

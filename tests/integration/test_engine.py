@@ -88,28 +88,6 @@ def test_deploy_scale_and_terminate_on_aws(client, aws_engine, ec2):
     }
 
 
-def test_a_killed_worker_leaves_no_twin_and_no_leak(client, aws_engine, ec2):
-    engine = aws_engine(concurrency=2)
-    uuid = client.post("/api/v1/nodecluster/", {**AWS_CLUSTER, "target_num_nodes": 0}, format="json").json()["uuid"]
-    client.post(f"/api/v1/nodecluster/{uuid}/deploy/")
-    wait_for_state(uuid, NodeClusterState.EMPTY_CLUSTER, engine)
-    client.patch(f"/api/v1/nodecluster/{uuid}/", {"target_num_nodes": 10}, format="json")
-    wait_until(
-        lambda: Node.objects.filter(node_cluster_id=uuid).exclude(instance_id="").count() >= 2,
-        timeout=60,
-        what="the first instances",
-        engine=engine,
-    )
-    engine.kill_worker(engine.workers[0])
-    done_before_kill = Node.objects.filter(node_cluster_id=uuid, state=NodeState.DEPLOYED).count()
-    assert done_before_kill < 10, "the kill should land in the middle of the scale-up"
-    engine.start_worker()
-    wait_for_state(uuid, NodeClusterState.DEPLOYED, engine, timeout=120)
-    assert_instances_match_nodes(ec2, uuid, 10)
-    # Nothing left over either after a leak sweep has had time to run.
-    wait_until(lambda: len(running_instances(ec2)) == 10, timeout=10, what="10 instances", engine=engine)
-
-
 def test_two_reconciles_at_once_create_no_twin(postgres, user, catalog):
     cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=6))
     barrier = threading.Barrier(2)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from django.db import connection
@@ -51,6 +54,7 @@ class Engine:
         self.var_dir = var_dir
         self.workers: list[subprocess.Popen] = []
         self.beat: subprocess.Popen | None = None
+        self.web: subprocess.Popen | None = None
         self._logs: list[Path] = []
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
@@ -86,6 +90,36 @@ class Engine:
         self.workers.append(worker)
         return worker
 
+    def start_web(self) -> str:
+        """gunicorn on a free 127.0.0.1 port, on the same database and broker; returns its base URL."""
+        port = free_port()
+        log_path = self.var_dir / f"web-{len(self._logs)}.log"
+        self._logs.append(log_path)
+        self.web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "tutum_api.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "8",
+                "--timeout",
+                "60",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{url}/healthz"), timeout=30, what="gunicorn to answer", engine=self)
+        return url
+
     def start_beat(self) -> None:
         self.beat = self._spawn("beat", ["beat", "--loglevel", "INFO", "--schedule", str(self.var_dir / "beat")])
 
@@ -95,10 +129,10 @@ class Engine:
         worker.wait(timeout=10)
 
     def stop(self) -> None:
-        for process in [*self.workers, self.beat]:
+        for process in [*self.workers, self.beat, self.web]:
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in [*self.workers, self.beat]:
+        for process in [*self.workers, self.beat, self.web]:
             if process is None:
                 continue
             try:
@@ -109,6 +143,66 @@ class Engine:
 
     def logs(self) -> str:
         return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}" for path in self._logs)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, which a fault test may stop and start again."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.port = free_port()
+        self.var_dir = var_dir
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.var_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._up, timeout=15, what="the private Redis to answer")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def _up(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=1).ping())
+        except redis.RedisError:
+            return False
 
 
 def wait_until(predicate, *, timeout: float, what: str, engine: Engine | None = None, interval: float = 0.25):
