@@ -29,7 +29,8 @@ class ResourceURIFormField(forms.CharField):
         try:
             return uris.parse(self.kind, value)
         except uris.InvalidResourceURI as error:
-            raise ValidationError(str(error)) from None
+            # Messages are %-formatted downstream: the caller's text goes in as a parameter, never as the format.
+            raise ValidationError("%(reason)s", params={"reason": str(error)}) from None
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -58,7 +59,7 @@ class DateFormField(forms.CharField):
         try:
             return dates.parse_any(value)
         except ValueError as error:
-            raise ValidationError(str(error)) from None
+            raise ValidationError("%(reason)s", params={"reason": str(error)}) from None
 
 
 _LAST_SECOND = datetime.datetime.max.replace(microsecond=0, tzinfo=datetime.UTC)
@@ -88,7 +89,7 @@ class StrictBooleanFormField(forms.CharField):
         try:
             return self.VALUES[value.lower()]
         except KeyError:
-            raise ValidationError(f"Expected true or false, got {value!r}.") from None
+            raise ValidationError("Expected true or false, got %(value)r.", params={"value": value}) from None
 
 
 @extend_schema_field(OpenApiTypes.BOOL)

@@ -70,7 +70,7 @@ WSGI_APPLICATION = "tutum_api.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "tutum_api" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -10,7 +10,7 @@ from tutum_api import health, metrics
 urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="docs/redoc.html"), name="redoc"),
     path("api/v1/", include("nodeclusters.api.urls")),
     re_path(r"^api/", api_not_found),
     path("admin/", admin.site.urls),

@@ -4,6 +4,7 @@ import logging
 
 from django.db import DatabaseError, OperationalError
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -64,6 +65,7 @@ def tutum_exception_handler(exc, context):
     )
 
 
+@csrf_exempt  # API clients send no CSRF cookie: a write to an unknown path must still get the JSON 404
 def api_not_found(request, *args, **kwargs):
     """Unknown paths under /api/ answer a JSON 404, never an HTML page."""
     return JsonResponse({"error": f"No API resource at {request.path!r}. Resources live under /api/v1/."}, status=404)

@@ -50,7 +50,6 @@ class TagListField(serializers.Field):
         return [{"name": name} for name in value]
 
 
-@extend_schema_field({"type": "string", "example": uris.EXAMPLES["region"]})
 class CatalogURIField(serializers.Field):
     """A catalog object given by its resource URI (`/api/v1/region/digitalocean/lon1/`)."""
 
@@ -81,6 +80,22 @@ class CatalogURIField(serializers.Field):
         raise NotImplementedError  # input only
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": r"^/api/v1/region/[^/]+/[^/]+/$", "example": uris.EXAMPLES["region"]}
+)
+class RegionURIField(CatalogURIField):
+    def __init__(self, **kwargs):
+        super().__init__(kind="region", **kwargs)
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": r"^/api/v1/nodetype/[^/]+/[^/]+/$", "example": uris.EXAMPLES["nodetype"]}
+)
+class NodeTypeURIField(CatalogURIField):
+    def __init__(self, **kwargs):
+        super().__init__(kind="nodetype", **kwargs)
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know (including read-only ones) instead of silently ignoring them."""
 
@@ -98,8 +113,8 @@ class StrictSerializer(serializers.Serializer):
 
 class NodeClusterCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=128)
-    node_type = CatalogURIField(kind="nodetype")
-    region = CatalogURIField(kind="region")
+    node_type = NodeTypeURIField()
+    region = RegionURIField()
     target_num_nodes = serializers.IntegerField(min_value=0, max_value=MAX_NODES_PER_CLUSTER, default=1)
     disk = serializers.IntegerField(min_value=10, max_value=16384, default=60)
     nickname = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")

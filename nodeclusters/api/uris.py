@@ -6,15 +6,16 @@ from urllib.parse import urlsplit
 
 API_PREFIX = "/api/v1/"
 
-# Each resource's URI shape; the groups are the lookup values, in order.
+# Each resource's URI shape; the groups are the lookup values, in order. NUL never belongs in a name (and
+# PostgreSQL refuses it in a query), so it never matches.
 _PATTERNS = {
-    "provider": re.compile(r"^/api/v1/provider/(?P<name>[^/]+)/?$"),
-    "region": re.compile(r"^/api/v1/region/(?P<provider>[^/]+)/(?P<name>[^/]+)/?$"),
-    "az": re.compile(r"^/api/v1/az/(?P<provider>[^/]+)/(?P<region>[^/]+)/(?P<name>[^/]+)/?$"),
-    "nodetype": re.compile(r"^/api/v1/nodetype/(?P<provider>[^/]+)/(?P<name>[^/]+)/?$"),
-    "nodecluster": re.compile(r"^/api/v1/nodecluster/(?P<uuid>[^/]+)/?$"),
-    "node": re.compile(r"^/api/v1/node/(?P<uuid>[^/]+)/?$"),
-    "action": re.compile(r"^/api/v1/action/(?P<uuid>[^/]+)/?$"),
+    "provider": re.compile(r"^/api/v1/provider/(?P<name>[^/\x00]+)/?$"),
+    "region": re.compile(r"^/api/v1/region/(?P<provider>[^/\x00]+)/(?P<name>[^/\x00]+)/?$"),
+    "az": re.compile(r"^/api/v1/az/(?P<provider>[^/\x00]+)/(?P<region>[^/\x00]+)/(?P<name>[^/\x00]+)/?$"),
+    "nodetype": re.compile(r"^/api/v1/nodetype/(?P<provider>[^/\x00]+)/(?P<name>[^/\x00]+)/?$"),
+    "nodecluster": re.compile(r"^/api/v1/nodecluster/(?P<uuid>[^/\x00]+)/?$"),
+    "node": re.compile(r"^/api/v1/node/(?P<uuid>[^/\x00]+)/?$"),
+    "action": re.compile(r"^/api/v1/action/(?P<uuid>[^/\x00]+)/?$"),
 }
 
 EXAMPLES = {

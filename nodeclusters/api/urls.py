@@ -6,7 +6,7 @@ from . import views
 from .errors import api_not_found
 from .views import UUID_REGEX
 
-SEGMENT = r"[^/]+"
+SEGMENT = r"[^/\x00]+"  # NUL never belongs in a name (PostgreSQL refuses it), so such paths are a plain 404
 
 
 def route(pattern: str, view, name: str):

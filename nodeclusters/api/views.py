@@ -3,7 +3,13 @@
 import json
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework import serializers as drf_serializers
 from rest_framework.decorators import action as route
@@ -63,17 +69,31 @@ def accepted(serializer, description: str) -> OpenApiResponse:
     return OpenApiResponse(serializer, description=f"{description}; X-Tutum-Action-URI names the action")
 
 
+#: Every write answers with the resource URI of the action it recorded.
+ACTION_HEADER_PARAMETER = OpenApiParameter(
+    ACTION_HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 201, 202],
+    description="Resource URI of the action this call recorded, e.g. /api/v1/action/<uuid>/",
+)
+
+
+def write_schema(**kwargs):
+    return extend_schema(parameters=[ACTION_HEADER_PARAMETER], **kwargs)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List node clusters", responses={200: serializers.NodeClusterSerializer, **errors(400)}),
     retrieve=extend_schema(
         summary="Get a node cluster", responses={200: serializers.NodeClusterSerializer, **errors(404)}
     ),
-    create=extend_schema(
+    create=write_schema(
         summary="Create a node cluster (state Init; nothing is deployed yet)",
         request=serializers.NodeClusterCreateSerializer,
         responses={201: accepted(serializers.NodeClusterSerializer, "Created"), **errors(400, 413, 415)},
     ),
-    partial_update=extend_schema(
+    partial_update=write_schema(
         summary="Scale, retag or rename a node cluster",
         request=serializers.NodeClusterUpdateSerializer,
         responses={
@@ -82,19 +102,19 @@ def accepted(serializer, description: str) -> OpenApiResponse:
             **errors(400, 404, 409, 413, 415),
         },
     ),
-    destroy=extend_schema(
+    destroy=write_schema(
         summary="Terminate a node cluster and all its nodes",
-        responses={202: accepted(serializers.NodeClusterSerializer, "Terminating"), **errors(404, 409, 415)},
+        responses={202: accepted(serializers.NodeClusterSerializer, "Terminating"), **errors(400, 404, 409, 413, 415)},
     ),
-    deploy=extend_schema(
+    deploy=write_schema(
         summary="Deploy a node cluster created in Init",
         request=None,
-        responses={202: accepted(serializers.NodeClusterSerializer, "Deploying"), **errors(404, 409, 415)},
+        responses={202: accepted(serializers.NodeClusterSerializer, "Deploying"), **errors(400, 404, 409, 413, 415)},
     ),
-    docker_upgrade=extend_schema(
+    docker_upgrade=write_schema(
         summary="Upgrade Docker on every deployed node of the cluster",
         request=None,
-        responses={202: accepted(serializers.NodeClusterSerializer, "Upgrading"), **errors(404, 409, 415)},
+        responses={202: accepted(serializers.NodeClusterSerializer, "Upgrading"), **errors(400, 404, 409, 413, 415)},
     ),
 )
 class NodeClusterViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -145,24 +165,24 @@ class NodeClusterViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.Retrie
 @extend_schema_view(
     list=extend_schema(summary="List nodes", responses={200: serializers.NodeSerializer, **errors(400)}),
     retrieve=extend_schema(summary="Get a node", responses={200: serializers.NodeSerializer, **errors(404)}),
-    partial_update=extend_schema(
+    partial_update=write_schema(
         summary="Rename or retag a node",
         request=serializers.NodeUpdateSerializer,
         responses={200: accepted(serializers.NodeSerializer, "Changed"), **errors(400, 404, 409, 413, 415)},
     ),
-    destroy=extend_schema(
+    destroy=write_schema(
         summary="Terminate a node",
-        responses={202: accepted(serializers.NodeSerializer, "Terminating"), **errors(404, 409, 415)},
+        responses={202: accepted(serializers.NodeSerializer, "Terminating"), **errors(400, 404, 409, 413, 415)},
     ),
-    health_check=extend_schema(
+    health_check=write_schema(
         summary="Check that the node is reachable",
         request=None,
-        responses={202: accepted(serializers.NodeSerializer, "Check started"), **errors(404, 409, 415)},
+        responses={202: accepted(serializers.NodeSerializer, "Check started"), **errors(400, 404, 409, 413, 415)},
     ),
-    docker_upgrade=extend_schema(
+    docker_upgrade=write_schema(
         summary="Upgrade Docker on the node",
         request=None,
-        responses={202: accepted(serializers.NodeSerializer, "Upgrading"), **errors(404, 409, 415)},
+        responses={202: accepted(serializers.NodeSerializer, "Upgrading"), **errors(400, 404, 409, 413, 415)},
     ),
 )
 class NodeViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -204,15 +224,15 @@ class NodeViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModel
         summary="List actions, newest first", responses={200: serializers.ActionSerializer, **errors(400)}
     ),
     retrieve=extend_schema(summary="Get an action", responses={200: serializers.ActionSerializer, **errors(404)}),
-    cancel=extend_schema(
+    cancel=write_schema(
         summary="Cancel a pending or in-progress action",
         request=None,
-        responses={202: accepted(serializers.ActionSerializer, "Canceling"), **errors(404, 409, 415)},
+        responses={202: accepted(serializers.ActionSerializer, "Canceling"), **errors(400, 404, 409, 413, 415)},
     ),
-    retry=extend_schema(
+    retry=write_schema(
         summary="Run a finished cluster action again",
         request=None,
-        responses={202: accepted(serializers.ActionSerializer, "In progress again"), **errors(404, 409, 415)},
+        responses={202: accepted(serializers.ActionSerializer, "In progress again"), **errors(400, 404, 409, 413, 415)},
     ),
 )
 class ActionViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

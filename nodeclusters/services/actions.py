@@ -207,10 +207,7 @@ def action_retry(*, action_uuid, owner, context: RequestContext) -> Action:
             state=action.state,
             allowed=["cancel"] if action.can_be_canceled and action.state in ACTION_CANCELABLE_STATES else [],
         )
-    cluster = (
-        NodeCluster.objects.select_for_update(of=("self",))
-        .get(pk=action.node_cluster_id)
-    )
+    cluster = NodeCluster.objects.select_for_update(of=("self",)).get(pk=action.node_cluster_id)
     terminating = action.target_num_nodes == 0 and cluster.state == NodeClusterState.TERMINATING
     operation = NodeClusterOperation.SCALE
     if not terminating and cluster.state not in NODE_CLUSTER_ALLOWED[operation]:
