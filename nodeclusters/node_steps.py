@@ -102,9 +102,20 @@ def _spec(node: Node) -> NodeSpec:
     )
 
 
-def _changed(node: Node) -> None:
-    """A node changed state: let its cluster re-derive its own."""
-    if node.node_cluster_id:
+_IN_TRANSIT = (NodeState.DEPLOYING, NodeState.TERMINATING, NodeState.UPGRADING)
+
+
+def _changed(node: Node, *, failed: bool = False) -> None:
+    """A node changed state: let its cluster re-derive its own, once its last node in transit has landed.
+
+    Reconciling after every node would make N reconciles of N nodes each, queued on one row lock. The count runs
+    after this node's update has committed, so of nodes landing together the last one always sees the others
+    done. A failure reconciles at once: the failed node needs a replacement and its clean-up scheduled.
+    """
+    if not node.node_cluster_id:
+        return
+    others_in_transit = Node.objects.filter(node_cluster_id=node.node_cluster_id, state__in=_IN_TRANSIT).exists()
+    if failed or not others_in_transit:
         engine_schedule_reconcile(node_cluster_uuid=node.node_cluster_id)
 
 
@@ -199,7 +210,7 @@ def _node_failed(node: Node, reason: str) -> None:
     )
     if updated:
         node_log(node, f"deploy failed: {reason}; cleaning up")
-        _changed(node)
+        _changed(node, failed=True)
 
 
 def node_terminate_step(node_uuid) -> Step:

@@ -1,6 +1,9 @@
 """Reads: the querysets the API and the admin list, shaped so a page costs a constant number of queries."""
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from collections import defaultdict
+
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from .choices import NodeState
 from .models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
@@ -10,22 +13,42 @@ CURRENT_NODE_STATES = (NodeState.DEPLOYED, NodeState.UNREACHABLE, NodeState.UPGR
 
 
 def node_cluster_list(*, owner) -> QuerySet[NodeCluster]:
-    """The owner's clusters with everything their representation needs, in four queries per page."""
+    """The owner's clusters, newest first; with `node_cluster_attach_references` a page costs four queries."""
+    current_nodes = (
+        Node.objects.filter(node_cluster=OuterRef("pk"), state__in=CURRENT_NODE_STATES)
+        .order_by()
+        .values("node_cluster")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     return (
         NodeCluster.objects.filter(owner=owner)
-        # node_type and region render as URIs that name their provider.
-        .select_related("node_type__provider", "region__provider")
-        # `nodes` and `actions` render as URI lists: fetch only the keys, one query each for the whole page.
-        .prefetch_related(
-            Prefetch("nodes", queryset=Node.objects.only("uuid", "node_cluster_id").order_by("created_at", "uuid")),
-            Prefetch(
-                "actions", queryset=Action.objects.only("uuid", "node_cluster_id").order_by("-start_date", "uuid")
-            ),
-        )
-        .annotate(current_num_nodes=Count("nodes", filter=Q(nodes__state__in=CURRENT_NODE_STATES)))
-        # Django drops Meta.ordering on aggregated querysets: pages must still be newest first and stable.
+        # node_type and region render as URIs that name the region's provider (the node type's is the same).
+        .select_related("node_type", "region__provider")
+        # A correlated count per row of the page, not a join of every node of the owner grouped before the LIMIT.
+        .annotate(current_num_nodes=Coalesce(Subquery(current_nodes), 0))
         .order_by("-created_at", "uuid")
     )
+
+
+def node_cluster_attach_references(clusters: list[NodeCluster]) -> None:
+    """Give each cluster the uuids of its nodes and actions, in two queries for the whole page.
+
+    Plain (cluster id, uuid) rows: the representation needs nothing else, and model instances for a page's
+    hundreds of nodes and actions would cost more than the rest of the page.
+    """
+    node_uuids, action_uuids = defaultdict(list), defaultdict(list)
+    ids = [cluster.pk for cluster in clusters]
+    if ids:
+        rows = Node.objects.filter(node_cluster_id__in=ids).order_by("created_at", "uuid")
+        for cluster_id, uuid in rows.values_list("node_cluster_id", "uuid"):
+            node_uuids[cluster_id].append(uuid)
+        rows = Action.objects.filter(node_cluster_id__in=ids).order_by("-start_date", "uuid")
+        for cluster_id, uuid in rows.values_list("node_cluster_id", "uuid"):
+            action_uuids[cluster_id].append(uuid)
+    for cluster in clusters:
+        cluster.node_uuids = node_uuids[cluster.pk]
+        cluster.action_uuids = action_uuids[cluster.pk]
 
 
 def node_list(*, owner) -> QuerySet[Node]:

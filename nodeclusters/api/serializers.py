@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from nodeclusters.choices import ActionState, NodeClusterState, NodeState
 from nodeclusters.models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
+from nodeclusters.selectors import node_cluster_attach_references
 
 from . import uris
 from .dates import format_rfc2822
@@ -142,8 +143,20 @@ class NodeUpdateSerializer(StrictSerializer):
     tags = TagListField(required=False)
 
 
+class NodeClusterListSerializer(serializers.ListSerializer):
+    """A page of clusters: their node and action uuids are read for the whole page at once."""
+
+    def to_representation(self, data):
+        clusters = list(data.all() if hasattr(data, "all") else data)
+        node_cluster_attach_references(clusters)
+        return [self.child.to_representation(cluster) for cluster in clusters]
+
+
 class NodeClusterSerializer(serializers.Serializer):
     """Output: a node cluster exactly as Tutum wrote it."""
+
+    class Meta:
+        list_serializer_class = NodeClusterListSerializer
 
     uuid = serializers.UUIDField()
     resource_uri = uri_field("nodecluster")
@@ -163,6 +176,8 @@ class NodeClusterSerializer(serializers.Serializer):
     provider_options = serializers.DictField()
 
     def to_representation(self, cluster: NodeCluster) -> dict:
+        if not hasattr(cluster, "node_uuids"):
+            node_cluster_attach_references([cluster])
         provider_name = cluster.region.provider.name
         return {
             "uuid": str(cluster.uuid),
@@ -173,8 +188,8 @@ class NodeClusterSerializer(serializers.Serializer):
             "node_type": uris.nodetype_uri(provider_name, cluster.node_type.name),
             "region": uris.region_uri(provider_name, cluster.region.name),
             "disk": cluster.disk,
-            "nodes": [uris.node_uri(node.uuid) for node in cluster.nodes.all()],
-            "actions": [uris.action_uri(action.uuid) for action in cluster.actions.all()],
+            "nodes": [uris.node_uri(uuid) for uuid in cluster.node_uuids],
+            "actions": [uris.action_uri(uuid) for uuid in cluster.action_uuids],
             "target_num_nodes": cluster.target_num_nodes,
             "current_num_nodes": cluster.current_num_nodes,
             "deployed_datetime": format_rfc2822(cluster.deployed_datetime),
