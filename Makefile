@@ -31,6 +31,11 @@ test-sqlite: install
 test-postgres: install
 	DATABASE_URL=$(POSTGRES_TEST_URL) CELERY_BROKER_URL=$(REDIS_TEST_URL) TEST_REDIS_URL=$(REDIS_TEST_URL) $(PYTHON) -m pytest -q
 
+## Benchmarks (bench/README.md): the API against a one-query baseline, engine convergence, memory.
+bench: install
+	bash .ci/services
+	$(PYTHON) -m bench
+
 lint: install
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .

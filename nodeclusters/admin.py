@@ -253,7 +253,7 @@ class ActionAdmin(admin.ModelAdmin):
     search_fields = ["object_uri", "action", "path"]
     list_select_related = ["owner"]
     date_hierarchy = "start_date"
-    readonly_fields = [field.name for field in Action._meta.fields]
+    readonly_fields = [*(field.name for field in Action._meta.fields), "logs"]
 
     def has_add_permission(self, request):
         return False

@@ -1,10 +1,12 @@
 """Database models: the shared catalog, users' node clusters, nodes and actions, and API keys."""
 
+import datetime
 import uuid
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from .choices import ActionState, NodeClusterState, NodeState
 
@@ -92,6 +94,9 @@ class NodeCluster(models.Model):
     # The latest action that set the desired state; the engine reports progress on it and supersedes the
     # previous one when a newer request arrives.
     current_action = models.ForeignKey("Action", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # When the engine will next look at this cluster's booting instances (one provider listing for all of
+    # them); claimed with a conditional UPDATE so only one poll is ever scheduled at a time.
+    next_poll_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deployed_datetime = models.DateTimeField(null=True, blank=True)
@@ -183,7 +188,6 @@ class Action(models.Model):
     can_be_retried = models.BooleanField(default=False)
     # For actions that set a cluster's desired size: the size asked for, so a retry can ask for it again.
     target_num_nodes = models.PositiveIntegerField(null=True, blank=True)
-    logs = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-start_date", "uuid"]
@@ -195,6 +199,29 @@ class Action(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_uri} ({self.state})"
+
+    @property
+    def logs(self) -> str:
+        """The log as one text, a timestamped line per step (uses prefetched lines when there are some)."""
+        return "".join(line.render() for line in self.log_lines.all())
+
+
+class ActionLogLine(models.Model):
+    """One line of an action's log. Lines are appended rows: a growing text column would be rewritten whole for
+    every line, which a 200-node deploy writing three lines per node turns into megabytes of churn."""
+
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="log_lines")
+    created_at = models.DateTimeField(default=timezone.now)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.message
+
+    def render(self) -> str:
+        return f"{self.created_at.astimezone(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} {self.message}\n"
 
 
 class ApiKey(models.Model):

@@ -12,23 +12,22 @@ import uuid as uuid_module
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import F, Q, Value
-from django.db.models.functions import Concat
+from django.db.models import F, Q
 from django.utils import timezone
 
 from providers.base import Instance, InstanceState, NodeSpec, PermanentProviderError, TransientProviderError
 from providers.registry import get_driver
 
 from .choices import ACTION_OPEN_STATES, ActionState, NodeState
-from .models import Action, Node
-from .services.actions import _log_line, engine_schedule_reconcile
+from .models import Action, Node, NodeCluster
+from .services.actions import action_log_many, engine_schedule, engine_schedule_reconcile
 
 logger = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):
     DONE = "done"  # nothing more to do for this node in this step
-    POLL = "poll"  # the provider is still working; look again shortly
+    WAITING = "waiting"  # the instance is booting; the cluster's poll watches it from here
     BUSY = "busy"  # another task holds the lease; it will carry on
     TRANSIENT = "transient"  # the provider failed in a way worth retrying
 
@@ -74,13 +73,20 @@ def node_log(node: Node, message: str) -> None:
     related = Q(node_id=node.pk)
     if node.node_cluster_id:
         related |= Q(node_cluster_id=node.node_cluster_id, node_cluster__current_action_id=F("pk"))
-    Action.objects.filter(related, state__in=ACTION_OPEN_STATES).update(logs=Concat(F("logs"), Value(_log_line(line))))
+    action_log_many(
+        action_ids=Action.objects.filter(related, state__in=ACTION_OPEN_STATES).values_list("pk", flat=True),
+        message=line,
+    )
 
 
 def _finish_node_actions(node: Node, *, state: str, message: str) -> None:
-    Action.objects.filter(node_id=node.pk, state__in=ACTION_OPEN_STATES).update(
-        state=state, end_date=timezone.now(), can_be_canceled=False, logs=Concat(F("logs"), Value(_log_line(message)))
+    open_actions = list(
+        Action.objects.filter(node_id=node.pk, state__in=ACTION_OPEN_STATES).values_list("pk", flat=True)
     )
+    Action.objects.filter(pk__in=open_actions, state__in=ACTION_OPEN_STATES).update(
+        state=state, end_date=timezone.now(), can_be_canceled=False
+    )
+    action_log_many(action_ids=open_actions, message=message)
 
 
 def _load(node_uuid) -> Node:
@@ -154,13 +160,11 @@ def node_deploy_step(node_uuid) -> Step:
         if instance.state == InstanceState.RUNNING:
             _node_deployed(node, instance)
             return Step(Outcome.DONE)
-        if (timezone.now() - node.created_at).total_seconds() > settings.ENGINE_DEPLOY_TIMEOUT:
-            _node_failed(
-                node,
-                f"instance {instance.instance_id} still {instance.state} after {settings.ENGINE_DEPLOY_TIMEOUT:.0f} s",
-            )
+        if _timed_out(node):
+            _node_failed(node, f"instance {instance.instance_id} still {instance.state} after {_TIMEOUT_TEXT}")
             return Step(Outcome.DONE)
-        return Step(Outcome.POLL)
+        schedule_cluster_poll(node.node_cluster_id)
+        return Step(Outcome.WAITING)
     except TransientProviderError as error:
         node_log(node, f"transient provider error: {error}")
         return Step(Outcome.TRANSIENT, str(error))
@@ -169,6 +173,74 @@ def node_deploy_step(node_uuid) -> Step:
         return Step(Outcome.DONE)
     finally:
         _release(node_uuid, token)
+
+
+_TIMEOUT_TEXT = "the deploy timeout (ENGINE_DEPLOY_TIMEOUT)"
+
+
+def _timed_out(node: Node) -> bool:
+    return (timezone.now() - node.created_at).total_seconds() > settings.ENGINE_DEPLOY_TIMEOUT
+
+
+def schedule_cluster_poll(node_cluster_uuid) -> None:
+    """Look at the cluster's booting instances in ENGINE_POLL_INTERVAL, unless a poll is already scheduled."""
+    if node_cluster_uuid is None:
+        return
+    now = timezone.now()
+    interval = settings.ENGINE_POLL_INTERVAL
+    claimed = (
+        NodeCluster.objects.filter(pk=node_cluster_uuid)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .update(next_poll_at=now + datetime.timedelta(seconds=interval))
+    )
+    if claimed:
+        engine_schedule("nodeclusters.poll_node_cluster", node_cluster_uuid, countdown=interval)
+
+
+def node_cluster_poll_step(node_cluster_uuid) -> Step:
+    """One provider listing for every booting instance of the cluster: deployed, failed, or still booting.
+
+    Polling node by node would cost a task, a lease and a provider call per node per interval; a cluster of
+    200 booting nodes needs one listing instead.
+    """
+    # This poll is running: the next one may be scheduled (whatever the clock skew between ETA and now).
+    NodeCluster.objects.filter(pk=node_cluster_uuid).update(next_poll_at=None)
+    booting = list(
+        Node.objects.filter(node_cluster_id=node_cluster_uuid, state=NodeState.DEPLOYING)
+        .exclude(instance_id="")
+        .select_related("node_cluster", "node_type", "region__provider")
+    )
+    if not booting:
+        return Step(Outcome.DONE)
+    region = booting[0].region
+    try:
+        driver = get_driver(region.provider.name)
+        listed = {instance.instance_id: instance for instance in driver.list_nodes(region=region.name)}
+        still_booting = []
+        for node in booting:
+            instance = listed.get(node.instance_id)
+            if instance is None:  # listings can lag behind a create: ask for this one directly
+                instance = driver.get_node(instance_id=node.instance_id, region=region.name)
+            if instance is None or instance.is_gone:
+                _node_failed(node, f"instance {node.instance_id} disappeared while deploying")
+            elif instance.state == InstanceState.RUNNING:
+                _node_deployed(node, instance)
+            elif _timed_out(node):
+                _node_failed(node, f"instance {node.instance_id} still {instance.state} after {_TIMEOUT_TEXT}")
+            else:
+                still_booting.append(node.pk)
+    except TransientProviderError as error:
+        logger.warning("poll of node cluster %s: transient provider error: %s", node_cluster_uuid, error)
+        still_booting = [node.pk for node in booting]
+    except PermanentProviderError as error:
+        logger.warning("poll of node cluster %s failed: %s; the sweep will retry", node_cluster_uuid, error)
+        return Step(Outcome.DONE)
+    if still_booting:
+        # Touched: a node the poll is watching is not stuck.
+        Node.objects.filter(pk__in=still_booting).update(engine_touched_at=timezone.now())
+        schedule_cluster_poll(node_cluster_uuid)
+        return Step(Outcome.WAITING)
+    return Step(Outcome.DONE)
 
 
 def node_give_up(node_uuid, reason: str) -> None:
@@ -310,11 +382,11 @@ def node_health_step(node_uuid, action_uuid=None) -> Step:
         updates["state_changed_at"] = now
     Node.objects.filter(pk=node.pk, state__in=[NodeState.DEPLOYED, NodeState.UNREACHABLE]).update(**updates)
     if action_uuid:
-        Action.objects.filter(pk=action_uuid, state__in=ACTION_OPEN_STATES).update(
-            state=ActionState.SUCCESS,
-            end_date=now,
-            logs=Concat(F("logs"), Value(_log_line(f"Node is {'reachable' if healthy else 'unreachable'}"))),
+        ended = Action.objects.filter(pk=action_uuid, state__in=ACTION_OPEN_STATES).update(
+            state=ActionState.SUCCESS, end_date=now
         )
+        if ended:
+            action_log_many(action_ids=[action_uuid], message=f"Node is {'reachable' if healthy else 'unreachable'}")
     if node.state != new_state:
         node_log(node, f"now {new_state}")
         _changed(node)

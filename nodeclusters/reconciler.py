@@ -113,7 +113,7 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
         # Only what the plan needs: a large cluster's full rows would cost more than everything else here.
         live = list(
             cluster.nodes.filter(state__in=list(STEP_TASKS) + list(_UP_STATES)).only(
-                "uuid", "state", "created_at", "engine_touched_at", "lease_until", "availability_zone"
+                "uuid", "node_cluster", "state", "created_at", "engine_touched_at", "lease_until", "availability_zone"
             )
         )
         active = [node for node in live if node.state != NodeState.TERMINATING]

@@ -59,8 +59,8 @@ def node_list(*, owner) -> QuerySet[Node]:
 
 
 def action_list(*, owner) -> QuerySet[Action]:
-    """The owner's actions, newest first."""
-    return Action.objects.filter(owner=owner)
+    """The owner's actions, newest first, with their log lines (one query for the page)."""
+    return Action.objects.filter(owner=owner).prefetch_related("log_lines")
 
 
 def provider_list() -> QuerySet[Provider]:

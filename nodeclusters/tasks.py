@@ -70,13 +70,6 @@ def _run_step(task, step, node_uuid: str, transient_attempt: int, *extra_args) -
 
 def _step_and_schedule(task, step, node_uuid: str, transient_attempt: int, *extra_args) -> str:
     outcome = step(node_uuid, *extra_args)
-    if outcome.outcome is node_steps.Outcome.POLL:
-        raise task.retry(
-            args=(node_uuid, *extra_args),
-            kwargs={"transient_attempt": 0},
-            countdown=settings.ENGINE_POLL_INTERVAL,
-            max_retries=None,
-        )
     if outcome.outcome is node_steps.Outcome.TRANSIENT:
         if transient_attempt >= settings.ENGINE_MAX_TRANSIENT_RETRIES:
             node_steps.node_give_up(node_uuid, f"{outcome.error} (after {transient_attempt + 1} attempts)")
@@ -115,6 +108,14 @@ def upgrade_node_docker(self, node_uuid: str, transient_attempt: int = 0) -> str
 def check_node_health(self, node_uuid: str, action_uuid: str | None = None, transient_attempt: int = 0) -> str:
     """Ask the provider whether a node is up; it becomes `Deployed` or `Unreachable`."""
     return _run_step(self, node_steps.node_health_step, node_uuid, transient_attempt, action_uuid)
+
+
+@shared_task(name="nodeclusters.poll_node_cluster", soft_time_limit=60, time_limit=90, **_COMMON)
+def poll_node_cluster(node_cluster_uuid: str) -> str:
+    """Check every booting instance of one cluster with a single provider listing."""
+    action_uuid = NodeCluster.objects.filter(pk=node_cluster_uuid).values_list("current_action_id", flat=True).first()
+    with log_context(node_cluster_uuid=node_cluster_uuid, action_uuid=action_uuid):
+        return node_steps.node_cluster_poll_step(node_cluster_uuid).outcome.value
 
 
 @shared_task(name="nodeclusters.engine_sweep", soft_time_limit=60, time_limit=90, **_COMMON)

@@ -20,7 +20,7 @@ from nodeclusters.choices import (
     allowed_operations,
 )
 from nodeclusters.exceptions import ObjectNotFound, StateConflict
-from nodeclusters.models import Action, Node, NodeCluster
+from nodeclusters.models import Action, ActionLogLine, Node, NodeCluster
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ class RequestContext:
 SYSTEM_CONTEXT = RequestContext(is_user_action=False)
 
 
-def _log_line(message: str) -> str:
-    return f"{timezone.now().strftime('%Y-%m-%dT%H:%M:%SZ')} {message}\n"
+def action_log_many(*, action_ids, message: str) -> None:
+    """Append one line to the logs of several actions at once."""
+    ActionLogLine.objects.bulk_create([ActionLogLine(action_id=pk, message=message) for pk in action_ids])
 
 
 def action_record(
@@ -64,7 +65,7 @@ def action_record(
     """
     now = timezone.now()
     object_uri = uris.node_uri(node.uuid) if node is not None else uris.nodecluster_uri(node_cluster.uuid)
-    return Action.objects.create(
+    action = Action.objects.create(
         owner=owner,
         action=name,
         method=context.method,
@@ -81,32 +82,27 @@ def action_record(
         is_user_action=context.is_user_action,
         can_be_canceled=can_be_canceled,
         target_num_nodes=target_num_nodes,
-        logs=(_log_line(log) if log else "")
-        + (
-            _log_line(f"Waiting for action {uris.action_uri(waits_for.uuid)} ({waits_for.action})") if waits_for else ""
-        ),
     )
+    lines = [log] if log else []
+    if waits_for:
+        lines.append(f"Waiting for action {uris.action_uri(waits_for.uuid)} ({waits_for.action})")
+    ActionLogLine.objects.bulk_create([ActionLogLine(action=action, message=line) for line in lines])
+    return action
 
 
 def action_log(*, action: Action, message: str) -> None:
-    """Append one line to an action's logs without touching the rest of the row (safe beside other writers)."""
-    from django.db.models import F, Value
-    from django.db.models.functions import Concat
-
-    Action.objects.filter(pk=action.pk).update(logs=Concat(F("logs"), Value(_log_line(message))))
+    """Append one line to an action's logs (a new row: safe beside other writers, cheap however long the log)."""
+    ActionLogLine.objects.create(action_id=action.pk, message=message)
 
 
 def action_finish(*, action: Action, state: str, message: str = "") -> None:
     """End an open action in `state` (Success, Failed or Canceled) with an optional last log line."""
-    from django.db.models import F, Value
-    from django.db.models.functions import Concat
-
     updates = {"state": state, "end_date": timezone.now(), "can_be_canceled": False}
     # Cluster actions that set a size can be run again (action.md: from Success, Failed or Canceled).
     updates["can_be_retried"] = action.target_num_nodes is not None
-    if message:
-        updates["logs"] = Concat(F("logs"), Value(_log_line(message)))
-    Action.objects.filter(pk=action.pk, state__in=ACTION_OPEN_STATES).update(**updates)
+    ended = Action.objects.filter(pk=action.pk, state__in=ACTION_OPEN_STATES).update(**updates)
+    if ended and message:
+        action_log(action=action, message=message)
 
 
 def action_blocking_scale(*, node_cluster: NodeCluster) -> Action | None:
@@ -141,13 +137,14 @@ def action_supersede(*, node_cluster: NodeCluster, new_action: Action) -> None:
     node_cluster.current_action = new_action
 
 
-def engine_schedule(task_name: str, *args: str) -> None:
+def engine_schedule(task_name: str, *args: str, countdown: float | None = None) -> None:
     """Hand work to the engine once the current transaction commits (never for a rolled-back request).
 
     The queue message is only a hint: if the broker is down the request still succeeds, and the periodic sweep
     finds the unconverged cluster or the node still in transit.
     """
-    transaction.on_commit(partial(_enqueue, task_name, [str(arg) for arg in args]))
+    extra = {"countdown": countdown} if countdown else {}
+    transaction.on_commit(partial(_enqueue, task_name, [str(arg) for arg in args], **extra))
 
 
 def engine_schedule_reconcile(*, node_cluster_uuid) -> None:
@@ -155,11 +152,11 @@ def engine_schedule_reconcile(*, node_cluster_uuid) -> None:
     engine_schedule("nodeclusters.reconcile_node_cluster", node_cluster_uuid)
 
 
-def _enqueue(task_name: str, args: list[str]) -> None:
+def _enqueue(task_name: str, args: list[str], countdown: float | None = None) -> None:
     from celery import current_app
 
     try:
-        current_app.send_task(task_name, args=args)
+        current_app.send_task(task_name, args=args, countdown=countdown)
     except Exception:  # broker down: the sweep re-enqueues, so the request must not fail now
         logger.warning("could not enqueue %s%s; the sweep will pick it up", task_name, tuple(args))
 

@@ -131,7 +131,7 @@ def test_two_steps_for_one_node_at_once_make_one_instance(postgres, user, catalo
     for thread in threads:
         thread.join(timeout=30)
     assert SimulatedInstance.objects.filter(node_uuid=str(node.uuid)).count() == 1
-    assert node_steps.Outcome.POLL in outcomes
+    assert node_steps.Outcome.WAITING in outcomes
 
 
 def test_injected_create_failures_still_converge_and_are_cleaned_up(client, start_engine):

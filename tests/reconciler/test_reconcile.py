@@ -3,6 +3,8 @@
 from unittest import mock
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from nodeclusters import node_steps, reconciler, services, tasks
@@ -346,3 +348,48 @@ def test_a_scale_during_a_docker_upgrade_is_pending_until_the_upgrade_ends(deplo
     assert upgrade.state == ActionState.SUCCESS
     assert scale_action.state == ActionState.SUCCESS
     assert "Started" in scale_action.logs
+
+
+def test_a_converged_reconcile_costs_the_same_queries_whatever_the_size(user, catalog):
+    """Regression: deferring node fields once made every node a query of its own (1,005 for 1,000 nodes)."""
+    counts = []
+    for size in (3, 40):
+        cluster = factories.deploy(factories.make_cluster(user, name=f"size-{size}", target_num_nodes=size))
+        for _ in range(size):
+            factories.make_node(cluster)
+        reconciler.reconcile_node_cluster(cluster.uuid)
+        with CaptureQueriesContext(connection) as queries:
+            assert reconciler.reconcile_node_cluster(cluster.uuid).state == NodeClusterState.DEPLOYED
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert counts[1] <= 8
+
+
+def test_one_poll_watches_every_booting_instance_of_the_cluster(user, catalog, settings):
+    settings.SIMULATED_BOOT_SECONDS = 3600
+    cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=3))
+    run_round(cluster.uuid)  # creates the three instances; they boot for an hour
+    assert set(cluster.nodes.values_list("state", flat=True)) == {NodeState.DEPLOYING}
+    with mock.patch.object(node_steps, "engine_schedule") as schedule:
+        assert node_steps.node_cluster_poll_step(cluster.uuid).outcome is node_steps.Outcome.WAITING
+        node_steps.schedule_cluster_poll(cluster.uuid)  # e.g. a deploy step landing meanwhile
+    # The poll scheduled its successor once; the step landing meanwhile found it scheduled.
+    schedule.assert_called_once_with(
+        "nodeclusters.poll_node_cluster", cluster.uuid, countdown=settings.ENGINE_POLL_INTERVAL
+    )
+    first, second, third = cluster.nodes.order_by("created_at")
+    SimulatedInstance.objects.filter(instance_id__in=[first.instance_id, second.instance_id]).update(
+        ready_at=timezone.now()
+    )
+    SimulatedInstance.objects.filter(instance_id=third.instance_id).update(terminated_at=timezone.now())
+    driver_class = type(get_driver("digitalocean"))
+    with mock.patch.object(driver_class, "get_node", wraps=get_driver("digitalocean").get_node) as get_node:
+        assert node_steps.node_cluster_poll_step(cluster.uuid).outcome is node_steps.Outcome.DONE
+    assert get_node.call_count == 1  # one listing for all, a direct look only for the one the listing lacks
+    states = dict(cluster.nodes.values_list("uuid", "state"))
+    assert states == {
+        first.uuid: NodeState.DEPLOYED,
+        second.uuid: NodeState.DEPLOYED,
+        third.uuid: NodeState.TERMINATING,
+    }
+    assert "disappeared while deploying" in Node.objects.get(pk=third.pk).failure_reason

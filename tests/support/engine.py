@@ -40,7 +40,6 @@ class Engine:
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": broker_url,
             "TUTUM_VAR_DIR": str(var_dir),
-            "DATABASE_CONN_MAX_AGE": "0",
             "ENGINE_POLL_INTERVAL": "0.5",
             "ENGINE_STUCK_AFTER": "4",
             "ENGINE_LEASE_SECONDS": "6",
