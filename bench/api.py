@@ -60,7 +60,7 @@ def seed_data(*, clusters: int, nodes: int, actions: int) -> Seed:
     from nodeclusters import services
     from nodeclusters.api import uris
     from nodeclusters.choices import ActionState, NodeClusterState, NodeState
-    from nodeclusters.models import Action, Node, NodeCluster, NodeType, Region
+    from nodeclusters.models import Action, ActionLogLine, Node, NodeCluster, NodeType, Region
 
     user_model = get_user_model()
     region = Region.objects.select_related("provider").get(provider__name="digitalocean", name="lon1")
@@ -125,11 +125,13 @@ def seed_data(*, clusters: int, nodes: int, actions: int) -> Seed:
                     state=ActionState.SUCCESS,
                     start_date=now - datetime.timedelta(minutes=index),
                     end_date=now - datetime.timedelta(minutes=index) + datetime.timedelta(seconds=30),
-                    logs="Deployed: 6 node(s) up\n",
                 )
             )
     Node.objects.bulk_create(node_rows, batch_size=2000)
     Action.objects.bulk_create(action_rows, batch_size=2000)
+    ActionLogLine.objects.bulk_create(
+        [ActionLogLine(action=action, message="Deployed: 6 node(s) up") for action in action_rows], batch_size=2000
+    )
     return Seed(
         credentials=credentials,
         read_clusters=[str(cluster.uuid) for cluster in read],

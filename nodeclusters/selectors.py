@@ -2,8 +2,8 @@
 
 from collections import defaultdict
 
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import CharField, Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Cast, Coalesce
 
 from .choices import NodeState
 from .models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
@@ -34,21 +34,33 @@ def node_cluster_list(*, owner) -> QuerySet[NodeCluster]:
 def node_cluster_attach_references(clusters: list[NodeCluster]) -> None:
     """Give each cluster the uuids of its nodes and actions, in two queries for the whole page.
 
-    Plain (cluster id, uuid) rows: the representation needs nothing else, and model instances for a page's
-    hundreds of nodes and actions would cost more than the rest of the page.
+    Plain text (cluster id, uuid) rows: the representation needs nothing else, and model instances (or even
+    UUID objects) for a page's hundreds of nodes and actions would cost more than the rest of the page.
     """
     node_uuids, action_uuids = defaultdict(list), defaultdict(list)
     ids = [cluster.pk for cluster in clusters]
     if ids:
-        rows = Node.objects.filter(node_cluster_id__in=ids).order_by("created_at", "uuid")
-        for cluster_id, uuid in rows.values_list("node_cluster_id", "uuid"):
-            node_uuids[cluster_id].append(uuid)
-        rows = Action.objects.filter(node_cluster_id__in=ids).order_by("-start_date", "uuid")
-        for cluster_id, uuid in rows.values_list("node_cluster_id", "uuid"):
-            action_uuids[cluster_id].append(uuid)
+        for model, ordering, found in (
+            (Node, ("created_at", "uuid"), node_uuids),
+            (Action, ("-start_date", "uuid"), action_uuids),
+        ):
+            rows = (
+                model.objects.filter(node_cluster_id__in=ids)
+                .order_by(*ordering)
+                .values_list(Cast("node_cluster_id", CharField()), Cast("uuid", CharField()))
+            )
+            for cluster_id, uuid in rows:
+                found[_canonical_uuid(cluster_id)].append(_canonical_uuid(uuid))
     for cluster in clusters:
-        cluster.node_uuids = node_uuids[cluster.pk]
-        cluster.action_uuids = action_uuids[cluster.pk]
+        cluster.node_uuids = node_uuids[str(cluster.pk)]
+        cluster.action_uuids = action_uuids[str(cluster.pk)]
+
+
+def _canonical_uuid(text: str) -> str:
+    """PostgreSQL casts a uuid to its hyphenated form; SQLite stores 32 hex digits."""
+    if len(text) == 36:
+        return text
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def node_list(*, owner) -> QuerySet[Node]:

@@ -4,7 +4,6 @@ import requests
 
 from nodeclusters.choices import NodeClusterState, NodeState
 from nodeclusters.models import Node, NodeCluster
-from providers.base import OWNER_TAG
 from providers.models import SimulatedInstance
 from tests import factories
 from tests.support.engine import wait_until
@@ -64,20 +63,3 @@ def deployed_instance_ids(cluster_uuid) -> list[str]:
             "instance_id", flat=True
         )
     )
-
-
-def running_ec2(ec2) -> dict[str, str]:
-    """instance id -> node uuid tag of every pending/running instance carrying our owner tag."""
-    found = {}
-    pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[
-            {"Name": "tag-key", "Values": [OWNER_TAG]},
-            {"Name": "instance-state-name", "Values": ["pending", "running"]},
-        ]
-    )
-    for page in pages:
-        for reservation in page["Reservations"]:
-            for instance in reservation["Instances"]:
-                tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
-                found[instance["InstanceId"]] = tags.get("tutum-node-uuid")
-    return found

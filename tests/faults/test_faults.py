@@ -17,8 +17,9 @@ from nodeclusters.models import Action, Node, NodeCluster
 from providers.base import CLUSTER_UUID_TAG, NODE_UUID_TAG, OWNER_TAG
 from tests.support.engine import PrivateRedis, wait_until
 from tests.support.faulty_proxy import FaultyProxy
+from tests.support.moto_server import running_instances as running_ec2
 
-from .helpers import AWS_CLUSTER, SIMULATED, Api, deployed_instance_ids, live_simulated, running_ec2, wait_settled
+from .helpers import AWS_CLUSTER, SIMULATED, Api, deployed_instance_ids, live_simulated, wait_settled
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from django.db import connection
 from nodeclusters import node_steps, reconciler
 from nodeclusters.choices import NodeClusterState, NodeState
 from nodeclusters.models import Action, Node, NodeCluster
-from providers.base import OWNER_TAG
 from providers.models import SimulatedInstance
 from tests import factories
 from tests.support.engine import wait_until
+from tests.support.moto_server import running_instances
 
 pytestmark = pytest.mark.integration
 AWS_CLUSTER = {
@@ -19,23 +19,6 @@ AWS_CLUSTER = {
     "region": "/api/v1/region/aws/us-east-1/",
     "node_type": "/api/v1/nodetype/aws/t2.micro/",
 }
-
-
-def running_instances(ec2) -> dict[str, str]:
-    """instance id -> node uuid tag, for every pending or running instance carrying our owner tag."""
-    found = {}
-    pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[
-            {"Name": "tag-key", "Values": [OWNER_TAG]},
-            {"Name": "instance-state-name", "Values": ["pending", "running"]},
-        ]
-    )
-    for page in pages:
-        for reservation in page["Reservations"]:
-            for instance in reservation["Instances"]:
-                tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
-                found[instance["InstanceId"]] = tags.get("tutum-node-uuid")
-    return found
 
 
 def wait_for_state(cluster_uuid, state, engine, timeout=90):

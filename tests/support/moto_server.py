@@ -146,3 +146,22 @@ def moto_server() -> Iterator[MotoServer]:
         monkeypatch.delenv("AWS_PROFILE", raising=False)
         with MotoServer() as server:
             yield server
+
+
+def running_instances(ec2) -> dict[str, str]:
+    """instance id -> node uuid tag of every pending or running instance carrying our owner tag."""
+    from providers.base import NODE_UUID_TAG, OWNER_TAG
+
+    found = {}
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=[
+            {"Name": "tag-key", "Values": [OWNER_TAG]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )
+    for page in pages:
+        for reservation in page["Reservations"]:
+            for instance in reservation["Instances"]:
+                tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+                found[instance["InstanceId"]] = tags.get(NODE_UUID_TAG)
+    return found
