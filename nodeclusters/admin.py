@@ -60,10 +60,16 @@ class NodeInline(admin.TabularInline):
         return False
 
 
+@admin.display(description="Logs")
+def log_text(action: Action):
+    """The action's log as preformatted lines, one per step."""
+    return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', action.logs)
+
+
 class ActionInline(admin.TabularInline):
     model = Action
     fk_name = "node_cluster"
-    fields = ["action", "state", "start_date", "end_date", "logs"]
+    fields = ["action", "state", "start_date", "end_date", log_text]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -253,7 +259,7 @@ class ActionAdmin(admin.ModelAdmin):
     search_fields = ["object_uri", "action", "path"]
     list_select_related = ["owner"]
     date_hierarchy = "start_date"
-    readonly_fields = [*(field.name for field in Action._meta.fields), "logs"]
+    readonly_fields = [*(field.name for field in Action._meta.fields), log_text]
 
     def has_add_permission(self, request):
         return False
