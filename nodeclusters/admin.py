@@ -9,10 +9,9 @@ from django.utils.html import format_html
 
 from . import services
 from .api.serializers import MAX_NODES_PER_CLUSTER
-from .choices import NodeClusterState, NodeState
+from .choices import NODE_UP_STATES, NodeClusterState, NodeState
 from .exceptions import ServiceError
 from .models import Action, ApiKey, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
-from .selectors import CURRENT_NODE_STATES
 
 STATE_COLOURS = {
     NodeClusterState.INIT: "#6c757d",
@@ -47,17 +46,22 @@ def admin_context(request) -> services.RequestContext:
     )
 
 
-class NodeInline(admin.TabularInline):
-    model = Node
-    fields = ["uuid", "state", "public_ip", "instance_id", "availability_zone", "last_seen", "failure_reason"]
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows the engine owns: shown on the cluster's page, changed only through the services."""
+
     extra = 0
     can_delete = False
     show_change_link = True
-    ordering = ["created_at"]
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class NodeInline(ReadOnlyInline):
+    model = Node
+    fields = ["uuid", "state", "public_ip", "instance_id", "availability_zone", "last_seen", "failure_reason"]
+    readonly_fields = fields
+    ordering = ["created_at"]
 
 
 @admin.display(description="Logs")
@@ -66,18 +70,12 @@ def log_text(action: Action):
     return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', action.logs)
 
 
-class ActionInline(admin.TabularInline):
+class ActionInline(ReadOnlyInline):
     model = Action
     fk_name = "node_cluster"
     fields = ["action", "state", "start_date", "end_date", log_text]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
     ordering = ["-start_date"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class ScaleForm(forms.Form):
@@ -125,7 +123,7 @@ class NodeClusterAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(current_num_nodes=Count("nodes", filter=Q(nodes__state__in=CURRENT_NODE_STATES)))
+            .annotate(current_num_nodes=Count("nodes", filter=Q(nodes__state__in=NODE_UP_STATES)))
         )
 
     def get_search_results(self, request, queryset, search_term):

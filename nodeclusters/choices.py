@@ -76,8 +76,10 @@ NODE_ALLOWED = {
 
 #: Cluster states in which the engine still has work to do.
 NODE_CLUSTER_BUSY_STATES = frozenset({_C.DEPLOYING, _C.SCALING, _C.TERMINATING})
-#: Node states in which a cloud instance may exist and must be accounted for.
-NODE_LIVE_STATES = frozenset({_N.DEPLOYING, _N.DEPLOYED, _N.UNREACHABLE, _N.UPGRADING, _N.TERMINATING})
+#: Node states with an engine step in flight.
+NODE_IN_TRANSIT_STATES = frozenset({_N.DEPLOYING, _N.TERMINATING, _N.UPGRADING})
+#: Nodes that are up (whether or not Docker answers right now): they count towards `current_num_nodes`.
+NODE_UP_STATES = frozenset({_N.DEPLOYED, _N.UNREACHABLE, _N.UPGRADING})
 
 ACTION_OPEN_STATES = frozenset({ActionState.PENDING, ActionState.IN_PROGRESS, ActionState.CANCELING})
 ACTION_CANCELABLE_STATES = frozenset({ActionState.PENDING, ActionState.IN_PROGRESS})

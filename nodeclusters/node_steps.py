@@ -18,7 +18,7 @@ from django.utils import timezone
 from providers.base import Instance, InstanceState, NodeSpec, PermanentProviderError, TransientProviderError
 from providers.registry import get_driver
 
-from .choices import ACTION_OPEN_STATES, ActionState, NodeState
+from .choices import ACTION_OPEN_STATES, NODE_IN_TRANSIT_STATES, ActionState, NodeState
 from .models import Action, Node, NodeCluster
 from .services.actions import action_log_many, engine_schedule, engine_schedule_reconcile
 
@@ -108,9 +108,6 @@ def _spec(node: Node) -> NodeSpec:
     )
 
 
-_IN_TRANSIT = (NodeState.DEPLOYING, NodeState.TERMINATING, NodeState.UPGRADING)
-
-
 def _changed(node: Node, *, failed: bool = False) -> None:
     """A node changed state: let its cluster re-derive its own, once its last node in transit has landed.
 
@@ -120,7 +117,9 @@ def _changed(node: Node, *, failed: bool = False) -> None:
     """
     if not node.node_cluster_id:
         return
-    others_in_transit = Node.objects.filter(node_cluster_id=node.node_cluster_id, state__in=_IN_TRANSIT).exists()
+    others_in_transit = Node.objects.filter(
+        node_cluster_id=node.node_cluster_id, state__in=NODE_IN_TRANSIT_STATES
+    ).exists()
     if failed or not others_in_transit:
         engine_schedule_reconcile(node_cluster_uuid=node.node_cluster_id)
 

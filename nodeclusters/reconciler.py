@@ -16,7 +16,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .choices import ACTION_OPEN_STATES, ActionState, NodeClusterState, NodeState
+from .choices import (
+    ACTION_OPEN_STATES,
+    NODE_CLUSTER_BUSY_STATES,
+    NODE_IN_TRANSIT_STATES,
+    NODE_UP_STATES,
+    ActionState,
+    NodeClusterState,
+    NodeState,
+)
 from .models import Action, Node, NodeCluster
 from .services.actions import action_finish, action_log, engine_schedule
 
@@ -28,7 +36,6 @@ STEP_TASKS = {
     NodeState.TERMINATING: "nodeclusters.terminate_node",
     NodeState.UPGRADING: "nodeclusters.upgrade_node_docker",
 }
-_UP_STATES = (NodeState.DEPLOYED, NodeState.UNREACHABLE, NodeState.UPGRADING)
 
 
 @dataclass
@@ -54,7 +61,7 @@ def pick_scale_in(active: list[Node], count: int) -> list[Node]:
 
 def derive_state(*, current: str, target: int, active: list[Node], in_transit: int, gave_up: bool) -> str:
     """A cluster's state from its nodes. Pure, so every cell of the table is unit-tested."""
-    up = [node for node in active if node.state in _UP_STATES]
+    up = [node for node in active if node.state in NODE_UP_STATES]
     if current == NodeClusterState.TERMINATING:
         return NodeClusterState.TERMINATED if in_transit == 0 and not active else NodeClusterState.TERMINATING
     converged = in_transit == 0 and len(active) == target
@@ -112,7 +119,7 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
             return None
         # Only what the plan needs: a large cluster's full rows would cost more than everything else here.
         live = list(
-            cluster.nodes.filter(state__in=list(STEP_TASKS) + list(_UP_STATES)).only(
+            cluster.nodes.filter(state__in=[*NODE_IN_TRANSIT_STATES, *NODE_UP_STATES]).only(
                 "uuid", "node_cluster", "state", "created_at", "engine_touched_at", "lease_until", "availability_zone"
             )
         )
@@ -171,7 +178,7 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
         due = [
             node
             for node in live
-            if node.state in STEP_TASKS
+            if node.state in NODE_IN_TRANSIT_STATES
             and (node.engine_touched_at is None or node.engine_touched_at < stuck_before)
             and (node.lease_until is None or node.lease_until < now)
         ]
@@ -181,7 +188,7 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
                 engine_schedule(STEP_TASKS[node.state], node.uuid)
             result.scheduled = [node.uuid for node in due]
 
-        in_transit = sum(1 for node in live if node.state in STEP_TASKS)
+        in_transit = sum(1 for node in live if node.state in NODE_IN_TRANSIT_STATES)
         gave_up = not hold and not budget_left and len(active) < cluster.target_num_nodes
         state = derive_state(
             current=cluster.state,
@@ -203,23 +210,14 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
         cluster.save(update_fields=fields)
         result.state = state
 
-        if (
-            action is not None
-            and not hold
-            and state
-            not in (
-                NodeClusterState.DEPLOYING,
-                NodeClusterState.SCALING,
-                NodeClusterState.TERMINATING,
-            )
-        ):
+        if action is not None and not hold and state not in NODE_CLUSTER_BUSY_STATES:
             _finish_current_action(cluster, action, state=state, gave_up=gave_up)
         _finish_docker_upgrade(cluster, live)
     return result
 
 
 def _finish_current_action(cluster: NodeCluster, action, *, state: str, gave_up: bool) -> None:
-    up = cluster.nodes.filter(state__in=_UP_STATES).count()
+    up = cluster.nodes.filter(state__in=NODE_UP_STATES).count()
     if action.state == ActionState.CANCELING:
         action_finish(action=action, state=ActionState.CANCELED, message=f"Canceled; {up} node(s) kept")
     elif gave_up:
@@ -253,11 +251,9 @@ def _finish_docker_upgrade(cluster: NodeCluster, live: list[Node]) -> None:
 def unconverged_cluster_uuids() -> list:
     """Clusters the engine still owes work: busy states, or nodes in transit whose step seems lost."""
     stuck_before = timezone.now() - datetime.timedelta(seconds=settings.ENGINE_STUCK_AFTER)
-    busy = NodeCluster.objects.filter(
-        state__in=[NodeClusterState.DEPLOYING, NodeClusterState.SCALING, NodeClusterState.TERMINATING]
-    ).values_list("uuid", flat=True)
+    busy = NodeCluster.objects.filter(state__in=NODE_CLUSTER_BUSY_STATES).values_list("uuid", flat=True)
     stuck = (
-        Node.objects.filter(state__in=list(STEP_TASKS), node_cluster__isnull=False)
+        Node.objects.filter(state__in=NODE_IN_TRANSIT_STATES, node_cluster__isnull=False)
         .filter(Q(engine_touched_at__isnull=True) | Q(engine_touched_at__lt=stuck_before))
         .values_list("node_cluster_id", flat=True)
     )

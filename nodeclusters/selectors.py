@@ -5,17 +5,14 @@ from collections import defaultdict
 from django.db.models import CharField, Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Cast, Coalesce
 
-from .choices import NodeState
+from .choices import NODE_UP_STATES
 from .models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
-
-#: Nodes that count towards `current_num_nodes`: up, whether or not Docker answers right now.
-CURRENT_NODE_STATES = (NodeState.DEPLOYED, NodeState.UNREACHABLE, NodeState.UPGRADING)
 
 
 def node_cluster_list(*, owner) -> QuerySet[NodeCluster]:
     """The owner's clusters, newest first; with `node_cluster_attach_references` a page costs four queries."""
     current_nodes = (
-        Node.objects.filter(node_cluster=OuterRef("pk"), state__in=CURRENT_NODE_STATES)
+        Node.objects.filter(node_cluster=OuterRef("pk"), state__in=NODE_UP_STATES)
         .order_by()
         .values("node_cluster")
         .annotate(count=Count("pk"))

@@ -13,6 +13,7 @@ from nodeclusters.choices import (
     ACTION_OPEN_STATES,
     ACTION_RETRYABLE_STATES,
     NODE_CLUSTER_ALLOWED,
+    NODE_UP_STATES,
     ActionState,
     NodeClusterOperation,
     NodeClusterState,
@@ -180,7 +181,7 @@ def action_cancel(*, action_uuid, owner, context: RequestContext) -> Action:
             allowed=["retry"] if action.can_be_retried and action.state in ACTION_RETRYABLE_STATES else [],
         )
     cluster = NodeCluster.objects.select_for_update().get(pk=action.node_cluster_id)
-    settled = cluster.nodes.filter(state__in=[NodeState.DEPLOYED, NodeState.UNREACHABLE, NodeState.UPGRADING]).count()
+    settled = cluster.nodes.filter(state__in=NODE_UP_STATES).count()
     cluster.target_num_nodes = settled
     if cluster.state in (NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED):
         cluster.state = NodeClusterState.SCALING
