@@ -15,7 +15,7 @@ from django.http import JsonResponse
 
 from nodeclusters.api import uris
 from nodeclusters.api.dates import format_rfc2822
-from nodeclusters.selectors import CURRENT_NODE_STATES
+from nodeclusters.choices import NODE_UP_STATES
 from nodeclusters.services import api_key_authenticate
 
 # The page is cut in the inner query (its window count is the total before LIMIT), so the per-cluster arrays and
@@ -89,7 +89,7 @@ def baseline_node_cluster_list(request) -> JsonResponse:
                 "owner": owner_id,
                 "limit": limit,
                 "offset": offset,
-                "current_states": [str(s) for s in CURRENT_NODE_STATES],
+                "current_states": [str(s) for s in NODE_UP_STATES],
             },
         )
         rows = cursor.fetchall()

@@ -301,8 +301,12 @@ def _shorten(sql: str) -> str:
 
 def converge(cluster, *, target: int, timeout: float, workers: list[psutil.Process]) -> dict:
     """Scale through the service and time the milestones until the cluster has converged on `target`."""
+    from django.db.models import Max, Min
+    from django.utils import timezone
+
     from nodeclusters import services
     from nodeclusters.choices import NodeClusterState
+    from providers.models import SimulatedInstance
 
     final_state = NodeClusterState.DEPLOYED if target else NodeClusterState.EMPTY_CLUSTER
     context = services.RequestContext(method="PATCH", path=CONTEXT_PATH, user_agent="bench.engine")
@@ -312,11 +316,19 @@ def converge(cluster, *, target: int, timeout: float, workers: list[psutil.Proce
     workers_before = support.cpu_seconds(workers)
     with activity:
         started = time.perf_counter()
+        started_at = timezone.now()
         services.node_cluster_update(
             node_cluster_uuid=cluster.uuid, owner=cluster.owner, context=context, target_num_nodes=target
         )
         row = _wait_converged(cluster, target=target, final_state=final_state, started=started, timeout=timeout)
         milestones.update(row.pop("milestones"))
+    if target:
+        # The simulated cloud's own record of when it was asked for each instance: the create phase.
+        creates = SimulatedInstance.objects.filter(
+            cluster_uuid=str(cluster.uuid), created_at__gte=started_at
+        ).aggregate(first=Min("created_at"), last=Max("created_at"))
+        if creates["last"] is not None:
+            milestones["creates"] = tuple((creates[end] - started_at).total_seconds() for end in ("first", "last"))
     milestones["worker_cpu"] = support.cpu_delta(workers_before, support.cpu_seconds(workers))
     reconciles_after = reconcile_stats()
     count = reconciles_after[0] - reconciles_before[0]
@@ -411,6 +423,7 @@ def part_convergence(env: dict[str, str], *, sizes: list[int], workers: int, con
                         f"{seconds:.2f}" if seconds is not None else f"TIMEOUT {timeout:.0f} s ({result['state']})",
                         ratio,
                         result.get("rows", float("nan")) if target else float("nan"),
+                        "{:.2f}-{:.2f}".format(*result["creates"]) if "creates" in result else "-",
                         result.get("nodes", float("nan")),
                         int(result["reconciles"]),
                         result["reconcile_ms"],
@@ -422,7 +435,16 @@ def part_convergence(env: dict[str, str], *, sizes: list[int], workers: int, con
                     ]
                 )
                 lock_waits[rows[-1][0]] = result["activity"]
-    headers = ["scale", "seconds", "/ boot", "rows at s", "nodes done at s", "reconciles", "ms/reconcile"]
+    headers = [
+        "scale",
+        "seconds",
+        "/ boot",
+        "rows at s",
+        "creates at s",
+        "nodes done at s",
+        "reconciles",
+        "ms/reconcile",
+    ]
     headers += ["CPU busy %", "worker CPU s", "all CPU s", "active db", "lock-waiting db"]
     print(support.table(headers, rows))
     print("  ms/reconcile includes waiting for the cluster's row lock; active/lock-waiting db: mean backends busy / ")

@@ -138,6 +138,9 @@ class Node(models.Model):
     last_metric = models.JSONField(default=dict, blank=True)
     tunnel = models.CharField(max_length=255, null=True, blank=True)
     failure_reason = models.TextField(blank=True)
+    # Deploy attempts that may have created an instance: counted as the deploy step takes the node while it has
+    # no instance id yet. At 1 the step is the first, so no instance can carry the node's tag and it skips
+    # asking the provider for one an earlier attempt made.
     attempts = models.PositiveSmallIntegerField(default=0)
     # A short lease taken by the one engine task allowed to call the provider for this node; it expires on
     # its own, so a task killed with its worker blocks nobody for longer than the lease.

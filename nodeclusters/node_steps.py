@@ -9,17 +9,20 @@ import datetime
 import enum
 import logging
 import uuid as uuid_module
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import Case, F, PositiveSmallIntegerField, Q, When
 from django.utils import timezone
 
 from providers.base import Instance, InstanceState, NodeSpec, PermanentProviderError, TransientProviderError
 from providers.registry import get_driver
+from tutum_api.logging import bind_log_context
 
 from .choices import ACTION_OPEN_STATES, NODE_IN_TRANSIT_STATES, ActionState, NodeState
-from .models import Action, Node, NodeCluster
+from .models import Action, ActionLogLine, Node, NodeCluster
 from .services.actions import action_log_many, engine_schedule, engine_schedule_reconcile
 
 logger = logging.getLogger(__name__)
@@ -41,7 +44,7 @@ class Step:
 # --- leases and logs -------------------------------------------------------------------------------------------
 
 
-def _claim(node_uuid, states) -> str | None:
+def _claim(node_uuid, states, **also_set) -> str | None:
     token = uuid_module.uuid4().hex
     now = timezone.now()
     claimed = (
@@ -51,6 +54,7 @@ def _claim(node_uuid, states) -> str | None:
             lease_token=token,
             lease_until=now + datetime.timedelta(seconds=settings.ENGINE_LEASE_SECONDS),
             engine_touched_at=now,
+            **also_set,
         )
     )
     return token if claimed else None
@@ -66,17 +70,60 @@ def _not_claimed(node_uuid, states) -> Step:
     return Step(Outcome.BUSY if still_waiting else Outcome.DONE)
 
 
-def node_log(node: Node, message: str) -> None:
-    """One log line on the node's open actions and on its cluster's current action."""
+def _log_targets(nodes: list[Node]) -> dict:
+    """For each node, the actions its log lines go to: its own open ones and its cluster's current one if open."""
+    related = Q(node_id__in=[node.pk for node in nodes])
+    cluster_ids = {node.node_cluster_id for node in nodes if node.node_cluster_id}
+    if cluster_ids:
+        related |= Q(node_cluster_id__in=cluster_ids, node_cluster__current_action_id=F("pk"))
+    rows = Action.objects.filter(related, state__in=ACTION_OPEN_STATES).values_list(
+        "pk", "node_id", "node_cluster_id", "node_cluster__current_action_id"
+    )
+    own, current = defaultdict(list), defaultdict(list)
+    for action_pk, node_pk, cluster_pk, current_pk in rows:
+        own[node_pk].append(action_pk)
+        if action_pk == current_pk:
+            current[cluster_pk].append(action_pk)
+    return {node.pk: list(dict.fromkeys(own[node.pk] + current[node.node_cluster_id])) for node in nodes}
+
+
+def _log_line(node: Node, message: str) -> str:
     line = f"Node {node.uuid}: {message}"
     logger.info("%s", line, extra={"node_uuid": str(node.uuid), "node_cluster_uuid": str(node.node_cluster_id)})
-    related = Q(node_id=node.pk)
-    if node.node_cluster_id:
-        related |= Q(node_cluster_id=node.node_cluster_id, node_cluster__current_action_id=F("pk"))
-    action_log_many(
-        action_ids=Action.objects.filter(related, state__in=ACTION_OPEN_STATES).values_list("pk", flat=True),
-        message=line,
-    )
+    return line
+
+
+class NodeLog:
+    """Log lines about one node: to the process log and to the node's open actions and its cluster's current one.
+
+    The actions are looked up at the first line and reused for the next ones, so a step that writes several lines
+    pays for the lookup once.
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._action_ids: list | None = None
+
+    def __call__(self, message: str) -> None:
+        line = _log_line(self.node, message)
+        if self._action_ids is None:
+            self._action_ids = _log_targets([self.node])[self.node.pk]
+        action_log_many(action_ids=self._action_ids, message=line)
+
+
+def node_log(node: Node, message: str) -> None:
+    """One log line on the node's open actions and on its cluster's current action."""
+    NodeLog(node)(message)
+
+
+def nodes_log(lines: list[tuple[Node, str]]) -> None:
+    """A line for each of many nodes, as `node_log` writes it, with one lookup and one insert for all of them."""
+    targets = _log_targets([node for node, _ in lines])
+    rows = []
+    for node, message in lines:
+        line = _log_line(node, message)
+        rows += [ActionLogLine(action_id=action_pk, message=line) for action_pk in targets[node.pk]]
+    ActionLogLine.objects.bulk_create(rows)
 
 
 def _finish_node_actions(node: Node, *, state: str, message: str) -> None:
@@ -90,9 +137,13 @@ def _finish_node_actions(node: Node, *, state: str, message: str) -> None:
 
 
 def _load(node_uuid) -> Node:
-    return Node.objects.select_related(
-        "node_cluster", "node_type", "region__provider", "availability_zone", "owner"
-    ).get(pk=node_uuid)
+    """The node with what its steps read, and its cluster and action added to the log lines from here on."""
+    node = Node.objects.select_related("node_cluster", "node_type", "region__provider", "availability_zone").get(
+        pk=node_uuid
+    )
+    if node.node_cluster_id:
+        bind_log_context(node_cluster_uuid=node.node_cluster_id, action_uuid=node.node_cluster.current_action_id)
+    return node
 
 
 def _spec(node: Node) -> NodeSpec:
@@ -129,26 +180,35 @@ def _changed(node: Node, *, failed: bool = False) -> None:
 
 def node_deploy_step(node_uuid) -> Step:
     """Create the node's instance (or find the one an earlier attempt made) and wait for it to run."""
-    token = _claim(node_uuid, [NodeState.DEPLOYING])
+    token = _claim(
+        node_uuid,
+        [NodeState.DEPLOYING],
+        attempts=Case(
+            When(instance_id="", then=F("attempts") + 1),
+            default=F("attempts"),
+            output_field=PositiveSmallIntegerField(),
+        ),
+    )
     if token is None:
         return _not_claimed(node_uuid, [NodeState.DEPLOYING])
     node = _load(node_uuid)
+    log = NodeLog(node)
     try:
         driver = get_driver(node.region.provider.name)
         region = node.region.name
         if not node.instance_id:
-            instance = driver.find_node(node_uuid=str(node.uuid), region=region)
+            # An earlier attempt may have created the instance and died before recording its id; it carries the
+            # node's tag. The first attempt has no such instance to find, and saves a provider call per node.
+            instance = driver.find_node(node_uuid=str(node.uuid), region=region) if node.attempts > 1 else None
             if instance is None:
-                node_log(
-                    node,
+                log(
                     f"creating a {node.node_type.name} instance in {region}"
-                    + (f" ({node.availability_zone.name})" if node.availability_zone else ""),
+                    + (f" ({node.availability_zone.name})" if node.availability_zone else "")
                 )
-                Node.objects.filter(pk=node.pk).update(attempts=F("attempts") + 1)
                 instance = driver.create_node(_spec(node))
-                node_log(node, f"instance {instance.instance_id} created ({instance.state})")
+                log(f"instance {instance.instance_id} created ({instance.state})")
             else:
-                node_log(node, f"found instance {instance.instance_id} made by an earlier attempt; adopting it")
+                log(f"found instance {instance.instance_id} made by an earlier attempt; adopting it")
             node.instance_id = instance.instance_id
             Node.objects.filter(pk=node.pk).update(instance_id=instance.instance_id)
         else:
@@ -157,7 +217,9 @@ def node_deploy_step(node_uuid) -> Step:
             _node_failed(node, f"instance {node.instance_id} disappeared while deploying")
             return Step(Outcome.DONE)
         if instance.state == InstanceState.RUNNING:
-            _node_deployed(node, instance)
+            if _nodes_deployed([(node, instance)]):
+                schedule_cluster_poll(node.node_cluster_id)  # its row was busy: the poll lands it
+                return Step(Outcome.WAITING)
             return Step(Outcome.DONE)
         if _timed_out(node):
             _node_failed(node, f"instance {instance.instance_id} still {instance.state} after {_TIMEOUT_TEXT}")
@@ -165,7 +227,7 @@ def node_deploy_step(node_uuid) -> Step:
         schedule_cluster_poll(node.node_cluster_id)
         return Step(Outcome.WAITING)
     except TransientProviderError as error:
-        node_log(node, f"transient provider error: {error}")
+        log(f"transient provider error: {error}")
         return Step(Outcome.TRANSIENT, str(error))
     except PermanentProviderError as error:
         _node_failed(node, str(error))
@@ -204,18 +266,26 @@ def node_cluster_poll_step(node_cluster_uuid) -> Step:
     """
     # This poll is running: the next one may be scheduled (whatever the clock skew between ETA and now).
     NodeCluster.objects.filter(pk=node_cluster_uuid).update(next_poll_at=None)
+    cluster = NodeCluster.objects.select_related("node_type", "region__provider").filter(pk=node_cluster_uuid).first()
+    if cluster is None:
+        return Step(Outcome.DONE)
+    # Polled every interval while hundreds boot: read only what deciding and landing a node takes.
     booting = list(
         Node.objects.filter(node_cluster_id=node_cluster_uuid, state=NodeState.DEPLOYING)
         .exclude(instance_id="")
-        .select_related("node_cluster", "node_type", "region__provider")
+        .only("uuid", "node_cluster_id", "node_type_id", "instance_id", "created_at", "engine_touched_at")
     )
     if not booting:
         return Step(Outcome.DONE)
-    region = booting[0].region
+    for node in booting:
+        node.node_cluster = cluster
+        if node.node_type_id == cluster.node_type_id:
+            node.node_type = cluster.node_type
+    region = cluster.region
     try:
         driver = get_driver(region.provider.name)
         listed = {instance.instance_id: instance for instance in driver.list_nodes(region=region.name)}
-        still_booting = []
+        still_booting, running = [], []
         for node in booting:
             instance = listed.get(node.instance_id)
             if instance is None:  # listings can lag behind a create: ask for this one directly
@@ -223,11 +293,12 @@ def node_cluster_poll_step(node_cluster_uuid) -> Step:
             if instance is None or instance.is_gone:
                 _node_failed(node, f"instance {node.instance_id} disappeared while deploying")
             elif instance.state == InstanceState.RUNNING:
-                _node_deployed(node, instance)
+                running.append((node, instance))
             elif _timed_out(node):
                 _node_failed(node, f"instance {node.instance_id} still {instance.state} after {_TIMEOUT_TEXT}")
             else:
                 still_booting.append(node.pk)
+        still_booting += _nodes_deployed(running)
     except TransientProviderError as error:
         logger.warning("poll of node cluster %s: transient provider error: %s", node_cluster_uuid, error)
         still_booting = [node.pk for node in booting]
@@ -235,8 +306,13 @@ def node_cluster_poll_step(node_cluster_uuid) -> Step:
         logger.warning("poll of node cluster %s failed: %s; the sweep will retry", node_cluster_uuid, error)
         return Step(Outcome.DONE)
     if still_booting:
-        # Touched: a node the poll is watching is not stuck.
-        Node.objects.filter(pk__in=still_booting).update(engine_touched_at=timezone.now())
+        # Touched: a node the poll is watching is not stuck. Once per half the time it takes to count as stuck is
+        # enough, and spares rewriting every booting row at every poll.
+        now = timezone.now()
+        stale = now - datetime.timedelta(seconds=settings.ENGINE_STUCK_AFTER / 2)
+        Node.objects.filter(
+            Q(engine_touched_at__isnull=True) | Q(engine_touched_at__lt=stale), pk__in=still_booting
+        ).update(engine_touched_at=now)
         schedule_cluster_poll(node_cluster_uuid)
         return Step(Outcome.WAITING)
     return Step(Outcome.DONE)
@@ -251,24 +327,59 @@ def node_give_up(node_uuid, reason: str) -> None:
         node_log(node, f"giving up for now: {reason}; the sweep will try again later")
 
 
-def _node_deployed(node: Node, instance: Instance) -> None:
+def _nodes_deployed(running: list[tuple[Node, Instance]]) -> list:
+    """Mark the nodes of running instances `Deployed` in one statement, log them in one insert, reconcile once.
+
+    Only nodes still `Deploying` change (one scaled away while booting stays `Terminating`): their rows are locked
+    first, skipping any that another task holds at that moment. Returns the skipped ones, which are still booting
+    as far as the caller knows; the next poll lands them.
+    """
+    if not running:
+        return []
+    instances = {node.pk: instance for node, instance in running}
     now = timezone.now()
-    updated = Node.objects.filter(pk=node.pk, state=NodeState.DEPLOYING).update(
-        state=NodeState.DEPLOYED,
-        state_changed_at=now,
-        deployed_datetime=now,
-        last_seen=now,
-        public_ip=instance.public_ip,
-        cpu=node.node_type.cpu,
-        memory=node.node_type.memory,
-        disk=node.node_cluster.disk if node.node_cluster else node.node_type.disk,
-        docker_version=instance.extra.get("docker_version") or settings.NODE_DOCKER_VERSION,
-        docker_execdriver="native-0.2",
-        docker_graphdriver="overlay",
+    with transaction.atomic():
+        landing = set(
+            Node.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=instances, state=NodeState.DEPLOYING)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        nodes = [node for node, _ in running if node.pk in landing]
+        for node in nodes:
+            instance = instances[node.pk]
+            node.state = NodeState.DEPLOYED
+            node.state_changed_at = node.deployed_datetime = node.last_seen = now
+            node.public_ip = instance.public_ip
+            node.cpu, node.memory = node.node_type.cpu, node.node_type.memory
+            node.disk = node.node_cluster.disk if node.node_cluster else node.node_type.disk
+            node.docker_version = instance.extra.get("docker_version") or settings.NODE_DOCKER_VERSION
+            node.docker_execdriver, node.docker_graphdriver = "native-0.2", "overlay"
+        Node.objects.bulk_update(nodes, _DEPLOYED_FIELDS)
+    nodes_log(
+        [
+            (node, f"instance {node.instance_id} running at {node.public_ip or 'no public IP'}; deployed")
+            for node in nodes
+        ]
     )
-    if updated:
-        node_log(node, f"instance {instance.instance_id} running at {instance.public_ip or 'no public IP'}; deployed")
+    for node in {node.node_cluster_id: node for node in nodes}.values():
         _changed(node)
+    return [pk for pk in instances if pk not in landing]
+
+
+_DEPLOYED_FIELDS = [
+    "state",
+    "state_changed_at",
+    "deployed_datetime",
+    "last_seen",
+    "public_ip",
+    "cpu",
+    "memory",
+    "disk",
+    "docker_version",
+    "docker_execdriver",
+    "docker_graphdriver",
+]
 
 
 def _node_failed(node: Node, reason: str) -> None:

@@ -26,7 +26,7 @@ from .choices import (
     NodeState,
 )
 from .models import Action, Node, NodeCluster
-from .services.actions import action_finish, action_log, engine_schedule
+from .services.actions import action_finish, action_log, engine_schedule_many
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +184,7 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
         ]
         if due:
             Node.objects.filter(pk__in=[node.pk for node in due]).update(engine_touched_at=now)
-            for node in due:
-                engine_schedule(STEP_TASKS[node.state], node.uuid)
+            engine_schedule_many([(STEP_TASKS[node.state], (node.uuid,)) for node in due])
             result.scheduled = [node.uuid for node in due]
 
         in_transit = sum(1 for node in live if node.state in NODE_IN_TRANSIT_STATES)

@@ -59,12 +59,8 @@ def reconcile_node_cluster(node_cluster_uuid: str) -> str | None:
 
 
 def _run_step(task, step, node_uuid: str, transient_attempt: int, *extra_args) -> str:
-    ids = Node.objects.filter(pk=node_uuid).values("node_cluster_id", "node_cluster__current_action_id").first() or {}
-    with log_context(
-        node_uuid=node_uuid,
-        node_cluster_uuid=ids.get("node_cluster_id"),
-        action_uuid=ids.get("node_cluster__current_action_id"),
-    ):
+    # The step adds the node's cluster and action to the log context once it has loaded the node.
+    with log_context(node_uuid=node_uuid):
         return _step_and_schedule(task, step, node_uuid, transient_attempt, *extra_args)
 
 

@@ -62,13 +62,11 @@ class SimulatedDriver(NodeDriver):
         now = timezone.now()
         try:
             with transaction.atomic():
-                row = self._live_rows().filter(node_uuid=spec.node_uuid).first()
-                created = row is None
-                if created:
-                    row = self._insert_row(spec, now)
+                row = self._insert_row(spec, now)
+            created = True
         except IntegrityError:
-            # Another process created this node's instance between our read and our insert; the partial unique
-            # constraint refused the twin, so the winner's row is the answer.
+            # The node has a live instance already (an earlier or a concurrent create): the partial unique
+            # constraint refused the twin, and that instance is the answer.
             row = self._live_rows().filter(node_uuid=spec.node_uuid).first()
             created = False
             if row is None:

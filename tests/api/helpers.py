@@ -4,7 +4,7 @@ import re
 from functools import partial
 
 from nodeclusters.models import Action, NodeCluster
-from nodeclusters.services.actions import _enqueue
+from nodeclusters.services.actions import _enqueue, _enqueue_many
 
 RFC2822 = re.compile(
     r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
@@ -53,8 +53,8 @@ def hand_offs(callbacks) -> list[tuple[str, list[str]]]:
     found = []
     for callback in callbacks:
         assert isinstance(callback, partial), callback
-        assert callback.func is _enqueue, callback
-        found.append((callback.args[0], callback.args[1]))
+        assert callback.func in (_enqueue, _enqueue_many), callback
+        found += [(callback.args[0], callback.args[1])] if callback.func is _enqueue else callback.args[0]
     return found
 
 

@@ -109,3 +109,19 @@ def test_engine_log_lines_are_json_with_the_cluster_node_and_action(user, caplog
     assert line["node_cluster_uuid"] == str(cluster.uuid)
     assert line["node_uuid"] == str(node.uuid)
     assert line["action_uuid"] == str(cluster.current_action_id)
+
+
+def test_a_node_step_logs_its_cluster_and_action_and_leaves_no_ids_to_the_next_task(user, caplog):
+    cluster = factories.deploy(factories.make_cluster(user))
+    reconciler.reconcile_node_cluster(cluster.uuid)
+    node = cluster.nodes.get()
+    cluster.refresh_from_db()
+    caplog.handler.addFilter(ContextFilter())
+    with caplog.at_level(logging.INFO):
+        tasks.deploy_node(str(node.uuid))  # in-process, as a worker thread runs it
+        logging.getLogger("nodeclusters.tasks").info("the thread's next piece of work")
+    step = next(record for record in caplog.records if "creating a 1gb instance" in record.getMessage())
+    assert (step.node_uuid, step.node_cluster_uuid) == (str(node.uuid), str(cluster.uuid))
+    assert step.action_uuid == str(cluster.current_action_id)
+    after = next(record for record in caplog.records if record.getMessage() == "the thread's next piece of work")
+    assert not any(hasattr(after, name) for name in ("node_uuid", "node_cluster_uuid", "action_uuid"))

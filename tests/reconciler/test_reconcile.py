@@ -184,14 +184,36 @@ def test_a_retried_create_adopts_the_instance_an_earlier_attempt_made(user, cata
     cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=1))
     reconciler.reconcile_node_cluster(cluster.uuid)
     node = cluster.nodes.get()
-    # An earlier attempt created the instance and died before recording its id.
-    earlier = get_driver("digitalocean").create_node(
-        NodeSpec(node_uuid=str(node.uuid), cluster_uuid=str(cluster.uuid), region="lon1", node_type="1gb", disk_gb=60)
-    )
-    converge(cluster.uuid)
+    driver_class = type(get_driver("digitalocean"))
+    real_create = driver_class.create_node
+
+    def create_then_die(driver, spec):
+        real_create(driver, spec)
+        raise RuntimeError("worker lost before the instance id was recorded")
+
+    with mock.patch.object(driver_class, "create_node", create_then_die), pytest.raises(RuntimeError):
+        node_steps.node_deploy_step(node.uuid)
+    [earlier] = live_instances(node_uuid=str(node.uuid))
+    assert Node.objects.get(pk=node.pk).instance_id == ""
+    # A real cloud would make a second instance if asked again: the retry must find the first one by its tag.
+    with mock.patch.object(driver_class, "create_node", side_effect=AssertionError("created a twin")):
+        converge(cluster.uuid)
     node.refresh_from_db()
     assert node.instance_id == earlier.instance_id
+    assert node.state == NodeState.DEPLOYED
     assert len(live_instances(node_uuid=str(node.uuid))) == 1
+
+
+def test_a_first_deploy_attempt_creates_without_searching_for_an_earlier_instance(user, catalog):
+    cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=1))
+    reconciler.reconcile_node_cluster(cluster.uuid)
+    node = cluster.nodes.get()
+    with mock.patch.object(type(get_driver("digitalocean")), "find_node", side_effect=AssertionError("searched")):
+        step = node_steps.node_deploy_step(node.uuid)
+    assert step.outcome is node_steps.Outcome.DONE
+    node.refresh_from_db()
+    assert (node.state, node.attempts) == (NodeState.DEPLOYED, 1)
+    assert node.instance_id == live_instances(node_uuid=str(node.uuid))[0].instance_id
 
 
 def test_a_node_leased_by_another_task_is_left_alone(user, catalog):

@@ -1,14 +1,16 @@
 """Services: transactions, hand-offs after commit only, actions recorded, a broker outage never fails a request."""
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
-from nodeclusters import services
+from nodeclusters import reconciler, services
 from nodeclusters.choices import ActionState, NodeClusterState
 from nodeclusters.exceptions import InvalidRequest, ObjectNotFound, StateConflict
-from nodeclusters.models import Action, NodeCluster
+from nodeclusters.models import Action, Node, NodeCluster
 from nodeclusters.services import actions as action_services
 from tests import factories
 
@@ -59,6 +61,29 @@ def test_a_broker_outage_does_not_fail_the_request(user, catalog, django_capture
     assert cluster.state == NodeClusterState.DEPLOYING  # accepted; the sweep will find it
     assert action.state == ActionState.IN_PROGRESS
     assert "the sweep will pick it up" in caplog.text
+
+
+def test_a_broker_outage_loses_no_node_step_a_reconcile_hands_off(
+    user, catalog, caplog, django_capture_on_commit_callbacks
+):
+    cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=3))
+    with (
+        mock.patch("celery.current_app.send_task", side_effect=ConnectionError("broker down")),
+        caplog.at_level("WARNING"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        result = reconciler.reconcile_node_cluster(cluster.uuid)
+    assert len(result.scheduled) == 3  # the rows are written; the steps' messages were not
+    assert "could not enqueue 3 engine task(s)" in caplog.text
+    # The nodes stay in transit with no task on them; once they count as stuck, the next reconcile sends them again.
+    Node.objects.filter(node_cluster=cluster).update(engine_touched_at=timezone.now() - timedelta(hours=1))
+    with (
+        mock.patch.object(action_services, "_enqueue_many") as enqueue_many,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert len(reconciler.reconcile_node_cluster(cluster.uuid).scheduled) == 3
+    [(calls,)] = [call.args for call in enqueue_many.call_args_list]
+    assert sorted(calls) == sorted(("nodeclusters.deploy_node", [str(node.uuid)]) for node in cluster.nodes.all())
 
 
 def test_actions_record_the_call(user, catalog):
