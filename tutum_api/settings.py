@@ -175,6 +175,8 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_folder / "queue"),
         "data_folder_out": str(_broker_folder / "queue"),
+        # Exchange bindings; kombu's default is ./control, in whatever directory the process started.
+        "control_folder": str(_broker_folder / "control"),
         "store_processed": False,
     }
 else:
