@@ -4,8 +4,8 @@
 
 Seeds one user with 100 clusters of 6 nodes and 5 actions each (rows in bulk, catalog from the migrations), counts
 the SQL queries of a list page in-process, then serves the project with gunicorn on 127.0.0.1 and measures list,
-detail, create, scale and the baseline list (`bench.baseline`) at each concurrency. Writes go to a second user so
-the pages being compared stay the same throughout.
+detail, create, scale and the baseline list and detail (`bench.baseline`) at each concurrency. Writes go to a
+second user so the pages being compared stay the same throughout.
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ from bench import support
 READ_USER, WRITE_USER, EMPTY_USER = "bench-reader", "bench-writer", "bench-empty"
 REGION_URI, NODE_TYPE_URI = "/api/v1/region/digitalocean/lon1/", "/api/v1/nodetype/digitalocean/1gb/"
 LIST_PATH, BASELINE_PATH = "/api/v1/nodecluster/?limit=25", "/bench/baseline/nodecluster/?limit=25"
-SCENARIOS = ("list", "baseline", "detail", "create", "scale")
+SCENARIOS = ("list", "baseline", "detail", "detail-baseline", "create", "scale")
+# (ours, its baseline, target ratio): the list target is the issue's; DRF's published detail figure is about 0.6.
+RATIOS = (("list", "baseline", 0.7), ("detail", "detail-baseline", 0.6))
 # Each scenario's request, described for the output.
 SCENARIO_TEXT = {
     "list": f"GET {LIST_PATH} (25 clusters, 6 nodes + 5 actions each)",
     "baseline": f"GET {BASELINE_PATH} (same body, one hand-written query)",
     "detail": "GET /api/v1/nodecluster/<uuid>/ (6 nodes + 5 actions)",
+    "detail-baseline": "GET /bench/baseline/nodecluster/<uuid>/ (same body, the baseline's query cut to one row)",
     "create": "POST /api/v1/nodecluster/ (201, state Init)",
     "scale": "PATCH /api/v1/nodecluster/<uuid>/ target_num_nodes on an Init cluster (200, synchronous)",
 }
@@ -159,6 +162,7 @@ def query_counts(seed: Seed) -> bool:
         ("list, 100 clusters with 6 nodes / 5 actions", "/api/v1/nodecluster/?limit=100", READ_USER),
         ("detail, 1 cluster with 6 nodes / 5 actions", f"/api/v1/nodecluster/{seed.read_clusters[0]}/", READ_USER),
         ("baseline list, 25 clusters", BASELINE_PATH, READ_USER),
+        ("baseline detail", f"/bench/baseline/nodecluster/{seed.read_clusters[0]}/", READ_USER),
     ]
     rows = []
     list_page_queries = set()
@@ -191,7 +195,13 @@ def query_counts(seed: Seed) -> bool:
                 json.dumps(real["objects"][:1], indent=1)[:1500], json.dumps(baseline["objects"][:1], indent=1)[:1500]
             )
             on_target = False
-    return on_target
+    headers = {"HTTP_AUTHORIZATION": auth_header(seed, READ_USER)["Authorization"]}
+    real, baseline = (
+        client.get(f"{prefix}/nodecluster/{seed.read_clusters[0]}/", **headers).json()
+        for prefix in ("/api/v1", "/bench/baseline")
+    )
+    print(f"baseline detail body == detail body: {'yes' if real == baseline else 'NO'}")
+    return on_target and real == baseline
 
 
 # --- the server ------------------------------------------------------------------------------------------------
@@ -301,9 +311,10 @@ class Scenarios:
             return "GET", LIST_PATH, None, self.reader, 200
         if scenario == "baseline":
             return "GET", BASELINE_PATH, None, self.reader, 200
-        if scenario == "detail":
+        if scenario in ("detail", "detail-baseline"):
             uuid = self.seed.read_clusters[n % len(self.seed.read_clusters)]
-            return "GET", f"/api/v1/nodecluster/{uuid}/", None, self.reader, 200
+            prefix = "/api/v1" if scenario == "detail" else "/bench/baseline"
+            return "GET", f"{prefix}/nodecluster/{uuid}/", None, self.reader, 200
         if scenario == "create":
             body = {"name": f"bench-{n}", "region": REGION_URI, "node_type": NODE_TYPE_URI, "target_num_nodes": 1}
             return "POST", "/api/v1/nodecluster/", body, self.writer, 201
@@ -387,20 +398,22 @@ def warm_up(server: Gunicorn, scenarios: Scenarios, names=SCENARIOS) -> None:
 def run_matrix(
     server: Gunicorn, scenarios: Scenarios, *, concurrencies: list[int], seconds: float, max_requests: int
 ) -> dict[tuple[str, int], CellResult]:
-    """Every scenario at every concurrency. List and baseline alternate in two halves so drift hits both alike."""
+    """Every scenario at every concurrency. Each view and its baseline alternate in two halves so drift hits both
+    alike."""
     results = {}
     for concurrency in concurrencies:
-        for scenario in ("list", "baseline", "list", "baseline"):
-            part = measure(
-                server,
-                scenarios,
-                scenario,
-                concurrency=concurrency,
-                seconds=seconds / 2,
-                max_requests=max_requests // 2,
-            )
-            results.setdefault((scenario, concurrency), CellResult()).merge(part)
-        for scenario in ("detail", "create", "scale"):
+        for ours, baseline, _ in RATIOS:
+            for scenario in (ours, baseline, ours, baseline):
+                part = measure(
+                    server,
+                    scenarios,
+                    scenario,
+                    concurrency=concurrency,
+                    seconds=seconds / 2,
+                    max_requests=max_requests // 2,
+                )
+                results.setdefault((scenario, concurrency), CellResult()).merge(part)
+        for scenario in ("create", "scale"):
             results[(scenario, concurrency)] = measure(
                 server, scenarios, scenario, concurrency=concurrency, seconds=seconds, max_requests=max_requests
             )
@@ -436,21 +449,22 @@ def print_matrix(results: dict[tuple[str, int], CellResult], concurrencies: list
         if errors:
             print(f"  {scenario}: unexpected answers {dict(errors)}")
     on_target = True
-    print("list / baseline, measured side by side (target >= 0.70):")
-    for concurrency in concurrencies:
-        real, baseline = results[("list", concurrency)], results[("baseline", concurrency)]
-        ratio = real.rate / baseline.rate if baseline.rate else float("nan")
-        cpu_ratio = (
-            baseline.per_request_ms(baseline.server_cpu) / real.per_request_ms(real.server_cpu)
-            if real.server_cpu
-            else float("nan")
-        )
-        on_target &= ratio >= 0.7
-        print(
-            f"  {concurrency:>3} clients: req/s {real.rate:7.1f} / {baseline.rate:7.1f} = {ratio:.2f}"
-            f"   (web CPU per request, baseline / list: {cpu_ratio:.2f})"
-            f"   {'on target' if ratio >= 0.7 else 'below target'}"
-        )
+    for ours, baseline_name, target in RATIOS:
+        print(f"{ours} / {baseline_name}, measured side by side (target >= {target:.2f}):")
+        for concurrency in concurrencies:
+            real, baseline = results[(ours, concurrency)], results[(baseline_name, concurrency)]
+            ratio = real.rate / baseline.rate if baseline.rate else float("nan")
+            cpu_ratio = (
+                baseline.per_request_ms(baseline.server_cpu) / real.per_request_ms(real.server_cpu)
+                if real.server_cpu
+                else float("nan")
+            )
+            on_target &= ratio >= target
+            print(
+                f"  {concurrency:>3} clients: req/s {real.rate:7.1f} / {baseline.rate:7.1f} = {ratio:.2f}"
+                f"   (web CPU per request, baseline / ours: {cpu_ratio:.2f})"
+                f"   {'on target' if ratio >= target else 'below target'}"
+            )
     return on_target
 
 
@@ -543,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         with Gunicorn(env=env, workers=args.workers, threads=args.threads) as server:
             print(f"\nload: gunicorn {server.label}, {args.seconds:.1f} s or {args.max_requests} requests per cell")
             for scenario in SCENARIOS:
-                print(f"  {scenario:9} {SCENARIO_TEXT[scenario]}")
+                print(f"  {scenario:15} {SCENARIO_TEXT[scenario]}")
             with support.MemorySampler([server.process.pid]) as memory:
                 scenarios = Scenarios(seed)
                 warm_up(server, scenarios)
@@ -554,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
             print(memory.summary(f"gunicorn master + workers ({server.label})"))
     print(
         f"bench.api finished in {time.monotonic() - started:.0f} s; queries {'on' if queries_ok else 'OFF'} target, "
-        f"list/baseline {'on' if ratio_ok else 'OFF'} target"
+        f"ratios to the baselines {'on' if ratio_ok else 'OFF'} target"
     )
     return 0
 

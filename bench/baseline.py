@@ -1,8 +1,8 @@
-"""The baseline list page: the rows of `GET /api/v1/nodecluster/` read with one hand-written SQL query.
+"""The baseline list and detail: the rows of `GET /api/v1/nodecluster/` read with one hand-written SQL query.
 
-It answers in the same Tutum shape (meta + objects, RFC 2822 dates, resource URIs) and authenticates with the same
-API key check as the API, so `bench.api` can compare the real page against the cost of just reading and encoding
-its rows. It is a yardstick, not an endpoint: only `bench.urls` routes to it.
+They answer in the same Tutum shape (meta + objects, RFC 2822 dates, resource URIs) and authenticate with the same
+API key check as the API, so `bench.api` can compare the real views against the cost of just reading and encoding
+their rows. They are yardsticks, not endpoints: only `bench.urls` routes to them.
 """
 
 import base64
@@ -26,7 +26,7 @@ WITH page AS (
            c.provider_options::text AS provider_options, c.deployed_datetime, c.destroyed_datetime,
            c.node_type_id, c.region_id, c.created_at, count(*) OVER () AS total_count
     FROM nodeclusters_nodecluster c
-    WHERE c.owner_id = %(owner)s
+    WHERE c.owner_id = %(owner)s AND (%(uuid)s::uuid IS NULL OR c.uuid = %(uuid)s::uuid)
     ORDER BY c.created_at DESC, c.uuid
     LIMIT %(limit)s OFFSET %(offset)s
 )
@@ -75,26 +75,23 @@ def _int_param(request, name: str, default: int) -> int:
         return default
 
 
-def baseline_node_cluster_list(request) -> JsonResponse:
-    """`GET /bench/baseline/nodecluster/?limit=&offset=`: the real list page's body, from one query."""
-    owner_id = _authenticated_user_id(request)
-    if owner_id is None:
-        return JsonResponse({"error": "Invalid username or API key."}, status=401)
-    limit = min(_int_param(request, "limit", 25) or 25, settings.API_MAX_PAGE_SIZE)
-    offset = _int_param(request, "offset", 0)
+def _rows(*, owner_id: int, limit: int, offset: int, uuid: str | None = None) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(
             PAGE_SQL,
             {
                 "owner": owner_id,
+                "uuid": uuid,
                 "limit": limit,
                 "offset": offset,
                 "current_states": [str(s) for s in NODE_UP_STATES],
             },
         )
-        rows = cursor.fetchall()
-    objects = []
-    for (
+        return cursor.fetchall()
+
+
+def _representation(row: tuple) -> dict:
+    (
         uuid,
         name,
         nickname,
@@ -112,27 +109,39 @@ def baseline_node_cluster_list(request) -> JsonResponse:
         action_uuids,
         current_num_nodes,
         _total,
-    ) in rows:
-        objects.append(
-            {
-                "uuid": str(uuid),
-                "resource_uri": uris.nodecluster_uri(uuid),
-                "name": name,
-                "nickname": nickname,
-                "state": state,
-                "node_type": uris.nodetype_uri(provider_name, node_type_name),
-                "region": uris.region_uri(provider_name, region_name),
-                "disk": disk,
-                "nodes": [uris.node_uri(node_uuid) for node_uuid in node_uuids],
-                "actions": [uris.action_uri(action_uuid) for action_uuid in action_uuids],
-                "target_num_nodes": target_num_nodes,
-                "current_num_nodes": current_num_nodes,
-                "deployed_datetime": format_rfc2822(deployed_datetime),
-                "destroyed_datetime": format_rfc2822(destroyed_datetime),
-                "tags": [{"name": tag} for tag in json.loads(tags)],
-                "provider_options": json.loads(provider_options),
-            }
-        )
+    ) = row
+    return {
+        "uuid": str(uuid),
+        "resource_uri": uris.nodecluster_uri(uuid),
+        "name": name,
+        "nickname": nickname,
+        "state": state,
+        "node_type": uris.nodetype_uri(provider_name, node_type_name),
+        "region": uris.region_uri(provider_name, region_name),
+        "disk": disk,
+        "nodes": [uris.node_uri(node_uuid) for node_uuid in node_uuids],
+        "actions": [uris.action_uri(action_uuid) for action_uuid in action_uuids],
+        "target_num_nodes": target_num_nodes,
+        "current_num_nodes": current_num_nodes,
+        "deployed_datetime": format_rfc2822(deployed_datetime),
+        "destroyed_datetime": format_rfc2822(destroyed_datetime),
+        "tags": [{"name": tag} for tag in json.loads(tags)],
+        "provider_options": json.loads(provider_options),
+    }
+
+
+def _unauthorized() -> JsonResponse:
+    return JsonResponse({"error": "Invalid username or API key."}, status=401)
+
+
+def baseline_node_cluster_list(request) -> JsonResponse:
+    """`GET /bench/baseline/nodecluster/?limit=&offset=`: the real list page's body, from one query."""
+    owner_id = _authenticated_user_id(request)
+    if owner_id is None:
+        return _unauthorized()
+    limit = min(_int_param(request, "limit", 25) or 25, settings.API_MAX_PAGE_SIZE)
+    offset = _int_param(request, "offset", 0)
+    rows = _rows(owner_id=owner_id, limit=limit, offset=offset)
     # Past the last page there is no row to carry the window count; the benchmark only reads the first page.
     total_count = rows[0][-1] if rows else 0
     meta = {
@@ -142,4 +151,15 @@ def baseline_node_cluster_list(request) -> JsonResponse:
         "previous": _page_link(limit, max(offset - limit, 0)) if offset > 0 else None,
         "total_count": total_count,
     }
-    return JsonResponse({"meta": meta, "objects": objects})
+    return JsonResponse({"meta": meta, "objects": [_representation(row) for row in rows]})
+
+
+def baseline_node_cluster_detail(request, uuid) -> JsonResponse:
+    """`GET /bench/baseline/nodecluster/<uuid>/`: the real detail body, from the same query cut to one row."""
+    owner_id = _authenticated_user_id(request)
+    if owner_id is None:
+        return _unauthorized()
+    rows = _rows(owner_id=owner_id, limit=1, offset=0, uuid=str(uuid))
+    if not rows:
+        return JsonResponse({"error": "Not found."}, status=404)
+    return JsonResponse(_representation(rows[0]))

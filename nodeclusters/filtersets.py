@@ -7,6 +7,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -236,3 +237,16 @@ class NodeTypeFilterSet(django_filters.FilterSet):
     class Meta:
         model = NodeType
         fields = []
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter, skipped for a request with no query parameter but the page's: it would build a form for
+    nothing, on every bare list page."""
+
+    def filter_queryset(self, request, queryset, view):
+        if set(request.query_params) <= PAGE_PARAMETERS:
+            return queryset
+        return super().filter_queryset(request, queryset, view)
+
+
+PAGE_PARAMETERS = frozenset({"limit", "offset"})

@@ -1,56 +1,95 @@
 """Reads: the querysets the API and the admin list, shaped so a page costs a constant number of queries."""
 
-from collections import defaultdict
+import functools
+import json
 
-from django.db.models import CharField, Count, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import CharField, F, Field, Func, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Cast
 
 from .choices import NODE_UP_STATES
 from .models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
 
 
-def node_cluster_list(*, owner) -> QuerySet[NodeCluster]:
-    """The owner's clusters, newest first; with `node_cluster_attach_references` a page costs four queries."""
+class _UuidListField(Field):
+    """What a `UuidList` column reads as: a list of hyphenated uuid strings."""
+
+    def from_db_value(self, value, expression, connection) -> list[str]:
+        if isinstance(value, str):  # SQLite: a JSON array of 32-digit uuids
+            return [_canonical_uuid(item) for item in json.loads(value)]
+        return value or []  # PostgreSQL: already a list of hyphenated uuids
+
+
+class UuidList(Subquery):
+    """The uuids a one-column subquery selects, in its order, as one column of the outer row.
+
+    `ARRAY(...)` on PostgreSQL, a JSON array on SQLite: a page's node and action references come with its rows
+    instead of in queries (and Python grouping) of their own.
+    """
+
+    output_field = _UuidListField()
+
+    def __init__(self, queryset, **extra) -> None:
+        super().__init__(queryset.annotate(reference=Cast("uuid", CharField())).values_list("reference"), **extra)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="ARRAY(%(subquery)s)", **extra_context)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # A subquery with ORDER BY under an aggregate is not flattened, so the array keeps its order.
+        return self.as_sql(
+            compiler, connection, template="(SELECT json_group_array(reference) FROM (%(subquery)s))", **extra_context
+        )
+
+
+def node_cluster_list(*, owner) -> QuerySet[dict]:
+    """The owner's clusters as the API renders them, newest first: a page of them is one query.
+
+    Rows, not model instances: each carries its catalog names, its current node count and its node and action
+    uuids, and four model instances per row (cluster, node type, region, provider) would cost more than the rest
+    of the page.
+    """
+    return _node_cluster_rows().filter(owner=owner)
+
+
+@functools.cache
+def _node_cluster_rows() -> QuerySet[dict]:
+    # Built once per process: assembling these expressions costs about as much as running the query. Every use
+    # filters (and so clones) it; it is never evaluated itself.
+    # COUNT as a plain function: no GROUP BY, and 0 (not NULL) for a cluster without nodes.
     current_nodes = (
         Node.objects.filter(node_cluster=OuterRef("pk"), state__in=NODE_UP_STATES)
         .order_by()
-        .values("node_cluster")
-        .annotate(count=Count("pk"))
+        .annotate(count=Func(F("pk"), function="COUNT"))
         .values("count")
     )
     return (
-        NodeCluster.objects.filter(owner=owner)
-        # node_type and region render as URIs that name the region's provider (the node type's is the same).
-        .select_related("node_type", "region__provider")
-        # A correlated count per row of the page, not a join of every node of the owner grouped before the LIMIT.
-        .annotate(current_num_nodes=Coalesce(Subquery(current_nodes), 0))
+        NodeCluster.objects.values(*NODE_CLUSTER_ROW_FIELDS)
+        # Correlated per row of the page, computed after the LIMIT, not joins of every node of the owner.
+        .annotate(
+            node_type_name=F("node_type__name"),
+            region_name=F("region__name"),
+            # The node type's provider is the region's: one name renders both URIs.
+            provider_name=F("region__provider__name"),
+            current_num_nodes=Subquery(current_nodes, output_field=IntegerField()),
+            node_uuids=UuidList(Node.objects.filter(node_cluster=OuterRef("pk")).order_by("created_at", "uuid")),
+            action_uuids=UuidList(Action.objects.filter(node_cluster=OuterRef("pk")).order_by("-start_date", "uuid")),
+        )
         .order_by("-created_at", "uuid")
     )
 
 
-def node_cluster_attach_references(clusters: list[NodeCluster]) -> None:
-    """Give each cluster the uuids of its nodes and actions, in two queries for the whole page.
-
-    Plain text (cluster id, uuid) rows: the representation needs nothing else, and model instances (or even
-    UUID objects) for a page's hundreds of nodes and actions would cost more than the rest of the page.
-    """
-    node_uuids, action_uuids = defaultdict(list), defaultdict(list)
-    ids = [cluster.pk for cluster in clusters]
-    if ids:
-        for model, ordering, found in (
-            (Node, ("created_at", "uuid"), node_uuids),
-            (Action, ("-start_date", "uuid"), action_uuids),
-        ):
-            rows = (
-                model.objects.filter(node_cluster_id__in=ids)
-                .order_by(*ordering)
-                .values_list(Cast("node_cluster_id", CharField()), Cast("uuid", CharField()))
-            )
-            for cluster_id, uuid in rows:
-                found[_canonical_uuid(cluster_id)].append(_canonical_uuid(uuid))
-    for cluster in clusters:
-        cluster.node_uuids = node_uuids[str(cluster.pk)]
-        cluster.action_uuids = action_uuids[str(cluster.pk)]
+NODE_CLUSTER_ROW_FIELDS = (
+    "uuid",
+    "name",
+    "nickname",
+    "state",
+    "disk",
+    "target_num_nodes",
+    "deployed_datetime",
+    "destroyed_datetime",
+    "tags",
+    "provider_options",
+)
 
 
 def _canonical_uuid(text: str) -> str:

@@ -1,6 +1,7 @@
 """Tastypie-style list pages: `{"meta": {limit, next, offset, previous, total_count}, "objects": [...]}`."""
 
 from django.conf import settings
+from django.db.models import Count, Window
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -18,6 +19,9 @@ def _non_negative_int(request, name: str, default: int) -> int:
     if value < 0:
         raise ValidationError({name: [f"{name} must be a non-negative integer, got {raw!r}"]})
     return value
+
+
+TOTAL = "page_total_count"
 
 
 class TastypiePagination(LimitOffsetPagination):
@@ -42,10 +46,17 @@ class TastypiePagination(LimitOffsetPagination):
         self.request = request
         self.limit = self.get_limit(request)
         self.offset = self.get_offset(request)
-        self.count = self.get_count(queryset)
-        if self.offset >= self.count:
-            return []
-        return list(queryset[self.offset : self.offset + self.limit])
+        if queryset.query.distinct:
+            # A window count runs before DISTINCT and would count duplicates.
+            self.count = self.get_count(queryset)
+            return list(queryset[self.offset : self.offset + self.limit]) if self.offset < self.count else []
+        # The total rides on the page's rows (count(*) OVER ()), so a page is one query, not a count and a page.
+        rows = list(queryset.annotate(**{TOTAL: Window(Count("*"))})[self.offset : self.offset + self.limit])
+        if rows:
+            self.count = rows[0][TOTAL] if isinstance(rows[0], dict) else getattr(rows[0], TOTAL)
+        else:  # past the end, no row carries the total
+            self.count = self.get_count(queryset) if self.offset else 0
+        return rows
 
     def _page_path(self, offset: int) -> str:
         path = self.request.get_full_path()

@@ -9,8 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from nodeclusters.choices import ActionState, NodeClusterState, NodeState
-from nodeclusters.models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
-from nodeclusters.selectors import node_cluster_attach_references
+from nodeclusters.models import Action, AvailabilityZone, Node, NodeType, Provider, Region
 
 from . import uris
 from .dates import format_rfc2822
@@ -143,20 +142,8 @@ class NodeUpdateSerializer(StrictSerializer):
     tags = TagListField(required=False)
 
 
-class NodeClusterListSerializer(serializers.ListSerializer):
-    """A page of clusters: their node and action uuids are read for the whole page at once."""
-
-    def to_representation(self, data):
-        clusters = list(data.all() if hasattr(data, "all") else data)
-        node_cluster_attach_references(clusters)
-        return [self.child.to_representation(cluster) for cluster in clusters]
-
-
 class NodeClusterSerializer(serializers.Serializer):
     """Output: a node cluster exactly as Tutum wrote it."""
-
-    class Meta:
-        list_serializer_class = NodeClusterListSerializer
 
     uuid = serializers.UUIDField()
     resource_uri = uri_field("nodecluster")
@@ -175,27 +162,26 @@ class NodeClusterSerializer(serializers.Serializer):
     tags = TagsField()
     provider_options = serializers.DictField()
 
-    def to_representation(self, cluster: NodeCluster) -> dict:
-        if not hasattr(cluster, "node_uuids"):
-            node_cluster_attach_references([cluster])
-        provider_name = cluster.region.provider.name
+    def to_representation(self, row: dict) -> dict:
+        """From a row of `selectors.node_cluster_list`."""
+        provider_name = row["provider_name"]
         return {
-            "uuid": str(cluster.uuid),
-            "resource_uri": uris.nodecluster_uri(cluster.uuid),
-            "name": cluster.name,
-            "nickname": cluster.nickname,
-            "state": cluster.state,
-            "node_type": uris.nodetype_uri(provider_name, cluster.node_type.name),
-            "region": uris.region_uri(provider_name, cluster.region.name),
-            "disk": cluster.disk,
-            "nodes": [uris.node_uri(uuid) for uuid in cluster.node_uuids],
-            "actions": [uris.action_uri(uuid) for uuid in cluster.action_uuids],
-            "target_num_nodes": cluster.target_num_nodes,
-            "current_num_nodes": cluster.current_num_nodes,
-            "deployed_datetime": format_rfc2822(cluster.deployed_datetime),
-            "destroyed_datetime": format_rfc2822(cluster.destroyed_datetime),
-            "tags": [{"name": name} for name in cluster.tags],
-            "provider_options": cluster.provider_options,
+            "uuid": str(row["uuid"]),
+            "resource_uri": uris.nodecluster_uri(row["uuid"]),
+            "name": row["name"],
+            "nickname": row["nickname"],
+            "state": row["state"],
+            "node_type": uris.nodetype_uri(provider_name, row["node_type_name"]),
+            "region": uris.region_uri(provider_name, row["region_name"]),
+            "disk": row["disk"],
+            "nodes": [uris.node_uri(uuid) for uuid in row["node_uuids"]],
+            "actions": [uris.action_uri(uuid) for uuid in row["action_uuids"]],
+            "target_num_nodes": row["target_num_nodes"],
+            "current_num_nodes": row["current_num_nodes"],
+            "deployed_datetime": format_rfc2822(row["deployed_datetime"]),
+            "destroyed_datetime": format_rfc2822(row["destroyed_datetime"]),
+            "tags": [{"name": name} for name in row["tags"]],
+            "provider_options": row["provider_options"],
         }
 
 

@@ -376,6 +376,18 @@ def test_limit_above_the_maximum_is_clamped(client, user, settings):
     assert body["meta"]["next"] == "/api/v1/nodecluster/?limit=5&offset=5"
 
 
+def test_a_filtered_page_counts_only_what_matches_at_every_offset(client, user):
+    make_clusters(user, 5, region_name="lon1")
+    make_clusters(user, 7, region_name="nyc3")
+    nyc3 = "/api/v1/region/digitalocean/nyc3/"
+
+    pages = [client.get(CLUSTERS, {"region": nyc3, "limit": 3, "offset": offset}).json() for offset in (0, 6, 9)]
+
+    assert [page["meta"]["total_count"] for page in pages] == [7, 7, 7]
+    assert [len(page["objects"]) for page in pages] == [3, 1, 0]
+    assert {item["region"] for page in pages for item in page["objects"]} == {nyc3}
+
+
 def test_offset_beyond_the_end_is_an_empty_page(client, user):
     make_clusters(user, 3)
 
