@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, PositiveSmallIntegerField, Q, When
+from django.db.models import Case, F, OuterRef, PositiveSmallIntegerField, Q, When
 from django.utils import timezone
 
 from providers.base import Instance, InstanceState, NodeSpec, PermanentProviderError, TransientProviderError
@@ -23,6 +23,7 @@ from tutum_api.logging import bind_log_context
 
 from .choices import ACTION_OPEN_STATES, NODE_IN_TRANSIT_STATES, ActionState, NodeState
 from .models import Action, ActionLogLine, Node, NodeCluster
+from .selectors import UuidList
 from .services.actions import action_log_many, engine_schedule, engine_schedule_reconcile
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ class NodeLog:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._action_ids: list | None = None
+        # A node from `_load` carries them already.
+        self._action_ids: list | None = getattr(node, "log_action_ids", None)
 
     def __call__(self, message: str) -> None:
         line = _log_line(self.node, message)
@@ -137,9 +139,18 @@ def _finish_node_actions(node: Node, *, state: str, message: str) -> None:
 
 
 def _load(node_uuid) -> Node:
-    """The node with what its steps read, and its cluster and action added to the log lines from here on."""
-    node = Node.objects.select_related("node_cluster", "node_type", "region__provider", "availability_zone").get(
-        pk=node_uuid
+    """The node with what its steps read, and its cluster and action added to the log lines from here on.
+
+    It comes with the actions its log lines go to (its own open ones and its cluster's current one if open), so a
+    step's logging costs no lookup of its own.
+    """
+    log_actions = Action.objects.filter(
+        Q(node_id=OuterRef("pk")) | Q(pk=OuterRef("node_cluster__current_action_id")), state__in=ACTION_OPEN_STATES
+    ).order_by()
+    node = (
+        Node.objects.select_related("node_cluster", "node_type", "region__provider", "availability_zone")
+        .annotate(log_action_ids=UuidList(log_actions))
+        .get(pk=node_uuid)
     )
     if node.node_cluster_id:
         bind_log_context(node_cluster_uuid=node.node_cluster_id, action_uuid=node.node_cluster.current_action_id)
