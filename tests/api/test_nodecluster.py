@@ -12,7 +12,7 @@ from nodeclusters.choices import (
     NodeClusterState,
     NodeState,
 )
-from nodeclusters.models import Action, NodeCluster, NodeType, Region
+from nodeclusters.models import Action, Node, NodeCluster, NodeType, Region
 from tests import factories
 from tests.api.helpers import (
     ACTION_HEADER,
@@ -336,6 +336,32 @@ def test_detail_has_every_documented_attribute_with_exact_values_and_types(clien
     for attribute, json_type in ATTRIBUTE_TYPES.items():
         assert isinstance(body[attribute], json_type), attribute
     assert not isinstance(body["disk"], bool)
+
+
+def test_nodes_are_referenced_oldest_first_and_actions_newest_first(client, user):
+    cluster = factories.make_cluster(user)
+    Action.objects.filter(node_cluster=cluster).delete()
+    base = datetime.datetime(2015, 3, 1, tzinfo=datetime.UTC)
+    nodes = sorted((factories.make_node(cluster) for _ in range(5)), key=lambda node: str(node.uuid), reverse=True)
+    actions = sorted(
+        (
+            Action.objects.create(owner=user, action="Node Cluster Update", node_cluster=cluster, start_date=base)
+            for _ in range(4)
+        ),
+        key=lambda action: str(action.uuid),
+    )
+    # Times run against uuid order, so ordering by uuid cannot pass for either.
+    for index, node in enumerate(nodes):
+        Node.objects.filter(pk=node.pk).update(created_at=base + datetime.timedelta(minutes=index))
+    for index, action in enumerate(actions):
+        Action.objects.filter(pk=action.pk).update(start_date=base - datetime.timedelta(minutes=index))
+
+    detail = client.get(cluster_url(cluster)).json()
+    [listed] = client.get(LIST_URL).json()["objects"]
+
+    for body in (detail, listed):
+        assert body["nodes"] == [f"/api/v1/node/{node.uuid}/" for node in nodes]
+        assert body["actions"] == [f"/api/v1/action/{action.uuid}/" for action in actions]
 
 
 def test_list_renders_each_cluster_like_its_detail(client, user):
