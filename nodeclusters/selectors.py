@@ -55,6 +55,7 @@ def node_cluster_list(*, owner) -> QuerySet[dict]:
 def _node_cluster_rows() -> QuerySet[dict]:
     # Built once per process: assembling these expressions costs about as much as running the query. Every use
     # filters (and so clones) it; it is never evaluated itself.
+
     # COUNT as a plain function: no GROUP BY, and 0 (not NULL) for a cluster without nodes.
     current_nodes = (
         Node.objects.filter(node_cluster=OuterRef("pk"), state__in=NODE_UP_STATES)
