@@ -422,3 +422,6 @@ def test_one_poll_watches_every_booting_instance_of_the_cluster(user, catalog, s
         third.uuid: NodeState.TERMINATING,
     }
     assert "disappeared while deploying" in Node.objects.get(pk=third.pk).failure_reason
+    logs = Action.objects.get(node_cluster=cluster, action="Node Cluster Deploy").logs
+    assert all(f"Node {node.uuid}: instance {node.instance_id} running at" in logs for node in (first, second))
+    assert f"Node {third.uuid}: deploy failed: instance {third.instance_id} disappeared" in logs
