@@ -275,6 +275,7 @@ def node_cluster_poll_step(node_cluster_uuid) -> Step:
     cluster = NodeCluster.objects.select_related("node_type", "region__provider").filter(pk=node_cluster_uuid).first()
     if cluster is None:
         return Step(Outcome.DONE)
+    bind_log_context(action_uuid=cluster.current_action_id)
     # Polled every interval while hundreds boot: read only what deciding and landing a node takes.
     booting = list(
         Node.objects.filter(node_cluster_id=node_cluster_uuid, state=NodeState.DEPLOYING)

@@ -16,6 +16,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from tutum_api.logging import bind_log_context
+
 from .choices import (
     ACTION_OPEN_STATES,
     NODE_CLUSTER_BUSY_STATES,
@@ -117,6 +119,7 @@ def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
         )
         if cluster is None or cluster.state in (NodeClusterState.INIT, NodeClusterState.TERMINATED):
             return None
+        bind_log_context(action_uuid=cluster.current_action_id)
         # Only what the plan needs: a large cluster's full rows would cost more than everything else here.
         live = list(
             cluster.nodes.filter(state__in=[*NODE_IN_TRANSIT_STATES, *NODE_UP_STATES]).only(

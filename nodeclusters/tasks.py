@@ -21,7 +21,7 @@ from tutum_api.metrics import RECONCILE_DURATION, RECONCILE_RUNS
 
 from . import node_steps, reconciler
 from .choices import NodeState
-from .models import Node, NodeCluster
+from .models import Node
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ _NODE_STEP = {**_COMMON, "bind": True, "soft_time_limit": 60, "time_limit": 90}
 @shared_task(name="nodeclusters.reconcile_node_cluster", soft_time_limit=60, time_limit=90, **_COMMON)
 def reconcile_node_cluster(node_cluster_uuid: str) -> str | None:
     """Converge one cluster on its desired state (see `reconciler.reconcile_node_cluster`)."""
-    action_uuid = NodeCluster.objects.filter(pk=node_cluster_uuid).values_list("current_action_id", flat=True).first()
-    with log_context(node_cluster_uuid=node_cluster_uuid, action_uuid=action_uuid):
+    # The reconcile adds the cluster's current action to the log context once it has the cluster's row.
+    with log_context(node_cluster_uuid=node_cluster_uuid):
         started = time.perf_counter()
         result = reconciler.reconcile_node_cluster(node_cluster_uuid)
         RECONCILE_DURATION.observe(time.perf_counter() - started)
@@ -109,8 +109,7 @@ def check_node_health(self, node_uuid: str, action_uuid: str | None = None, tran
 @shared_task(name="nodeclusters.poll_node_cluster", soft_time_limit=60, time_limit=90, **_COMMON)
 def poll_node_cluster(node_cluster_uuid: str) -> str:
     """Check every booting instance of one cluster with a single provider listing."""
-    action_uuid = NodeCluster.objects.filter(pk=node_cluster_uuid).values_list("current_action_id", flat=True).first()
-    with log_context(node_cluster_uuid=node_cluster_uuid, action_uuid=action_uuid):
+    with log_context(node_cluster_uuid=node_cluster_uuid):
         return node_steps.node_cluster_poll_step(node_cluster_uuid).outcome.value
 
 

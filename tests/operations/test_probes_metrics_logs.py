@@ -125,3 +125,13 @@ def test_a_node_step_logs_its_cluster_and_action_and_leaves_no_ids_to_the_next_t
     assert step.action_uuid == str(cluster.current_action_id)
     after = next(record for record in caplog.records if record.getMessage() == "the thread's next piece of work")
     assert not any(hasattr(after, name) for name in ("node_uuid", "node_cluster_uuid", "action_uuid"))
+
+
+def test_a_reconcile_logs_its_cluster_and_current_action(user, caplog):
+    cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=2))
+    caplog.handler.addFilter(ContextFilter())
+    with caplog.at_level(logging.INFO):
+        tasks.reconcile_node_cluster(str(cluster.uuid))  # in-process, as a worker thread runs it
+    cluster.refresh_from_db()
+    record = next(record for record in caplog.records if record.getMessage().startswith("reconciled:"))
+    assert (record.node_cluster_uuid, record.action_uuid) == (str(cluster.uuid), str(cluster.current_action_id))
