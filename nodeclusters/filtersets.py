@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from .api import dates, uris
+from .api.pagination import TastypiePagination
 from .choices import ActionState, NodeClusterState, NodeState
 from .models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
 
@@ -244,9 +245,6 @@ class FilterBackend(DjangoFilterBackend):
     nothing, on every bare list page."""
 
     def filter_queryset(self, request, queryset, view):
-        if set(request.query_params) <= PAGE_PARAMETERS:
+        if set(request.query_params) <= TastypiePagination.query_params:
             return queryset
         return super().filter_queryset(request, queryset, view)
-
-
-PAGE_PARAMETERS = frozenset({"limit", "offset"})

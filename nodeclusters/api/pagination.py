@@ -28,6 +28,8 @@ class TastypiePagination(LimitOffsetPagination):
     """Limit/offset pages whose `next`/`previous` are paths under /api/v1/ that keep the caller's filters."""
 
     default_limit = 25
+    #: Every query parameter a page reads; the rest are filters.
+    query_params = frozenset({LimitOffsetPagination.limit_query_param, LimitOffsetPagination.offset_query_param})
 
     @property
     def max_limit(self) -> int:
