@@ -228,13 +228,8 @@ class NodeClusterAdmin(admin.ModelAdmin):
         )
 
 
-@admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
-    list_display = ["uuid", "node_cluster", "owner", "badge", "public_ip", "instance_id", "region", "last_seen"]
-    list_filter = ["state", "region__provider", "region", "docker_version"]
-    search_fields = ["instance_id", "public_ip", "nickname", "external_fqdn"]
-    list_select_related = ["node_cluster", "owner", "region__provider"]
-    readonly_fields = [field.name for field in Node._meta.fields]
+class EngineRowAdmin(admin.ModelAdmin):
+    """Rows the engine writes: operators read them here and act through the cluster's actions and the API."""
 
     def has_add_permission(self, request):
         return False
@@ -244,6 +239,15 @@ class NodeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Node)
+class NodeAdmin(EngineRowAdmin):
+    list_display = ["uuid", "node_cluster", "owner", "badge", "public_ip", "instance_id", "region", "last_seen"]
+    list_filter = ["state", "region__provider", "region", "docker_version"]
+    search_fields = ["instance_id", "public_ip", "nickname", "external_fqdn"]
+    list_select_related = ["node_cluster", "owner", "region__provider"]
+    readonly_fields = [field.name for field in Node._meta.fields]
 
     @admin.display(description="State", ordering="state")
     def badge(self, node):
@@ -251,22 +255,13 @@ class NodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Action)
-class ActionAdmin(admin.ModelAdmin):
+class ActionAdmin(EngineRowAdmin):
     list_display = ["action", "object_uri", "owner", "state", "start_date", "end_date", "is_user_action"]
     list_filter = ["state", "action", "is_user_action"]
     search_fields = ["object_uri", "action", "path"]
     list_select_related = ["owner"]
     date_hierarchy = "start_date"
     readonly_fields = [*(field.name for field in Action._meta.fields), log_text]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ApiKeyForm(forms.ModelForm):
