@@ -62,7 +62,7 @@ def seed_data(*, clusters: int, nodes: int, actions: int) -> Seed:
 
     from nodeclusters import services
     from nodeclusters.api import uris
-    from nodeclusters.choices import ActionState, NodeClusterState, NodeState
+    from nodeclusters.choices import ActionState, NodeClusterState
     from nodeclusters.models import Action, ActionLogLine, Node, NodeCluster, NodeType, Region
 
     user_model = get_user_model()
@@ -96,25 +96,7 @@ def seed_data(*, clusters: int, nodes: int, actions: int) -> Seed:
     NodeCluster.objects.bulk_create(cluster_rows(owners[EMPTY_USER], 25, NodeClusterState.INIT, 0))
     node_rows, action_rows = [], []
     for cluster in read:
-        for index in range(nodes):
-            node_rows.append(
-                Node(
-                    owner=cluster.owner,
-                    node_cluster=cluster,
-                    node_type=node_type,
-                    region=region,
-                    state=NodeState.DEPLOYED,
-                    external_fqdn=f"{cluster.name}-{index}.node.tutum.local",
-                    public_ip=f"198.18.{index}.{len(node_rows) % 250 + 1}",
-                    cpu=1,
-                    memory=1024,
-                    disk=60,
-                    docker_version="1.9.1",
-                    tags=list(cluster.tags),
-                    deployed_datetime=now,
-                    last_seen=now,
-                )
-            )
+        node_rows += [support.deployed_node(cluster, len(node_rows) + index, now=now) for index in range(nodes)]
         for index in range(actions):
             action_rows.append(
                 Action(

@@ -41,7 +41,7 @@ def converged_cluster(*, nodes: int):
     from django.utils import timezone
 
     from nodeclusters.api import uris
-    from nodeclusters.choices import ActionState, NodeClusterState, NodeState
+    from nodeclusters.choices import ActionState, NodeClusterState
     from nodeclusters.models import Action, Node, NodeCluster, NodeType, Region
 
     owner, _ = get_user_model().objects.get_or_create(username="bench-engine")
@@ -70,24 +70,7 @@ def converged_cluster(*, nodes: int):
     NodeCluster.objects.filter(pk=cluster.pk).update(current_action=action)
     Node.objects.bulk_create(
         [
-            Node(
-                owner=owner,
-                node_cluster=cluster,
-                node_type=node_type,
-                region=region,
-                state=NodeState.DEPLOYED,
-                instance_id=f"sim-{index:012x}",
-                external_fqdn=f"n{index}.node.tutum.local",
-                public_ip=f"198.18.{index // 250}.{index % 250 + 1}",
-                cpu=1,
-                memory=1024,
-                disk=60,
-                docker_version="1.9.1",
-                tags=[],
-                deployed_datetime=now,
-                last_seen=now,
-                engine_touched_at=now,
-            )
+            support.deployed_node(cluster, index, now=now, instance_id=f"sim-{index:012x}", engine_touched_at=now)
             for index in range(nodes)
         ],
         batch_size=2000,

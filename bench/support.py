@@ -251,6 +251,30 @@ def _cell(value) -> str:
     return str(value)
 
 
+def deployed_node(cluster, index: int, *, now, **fields):
+    """An unsaved Node row of `cluster` as the engine leaves a deployed one (for bulk seeding); `index` makes its
+    address and name unique within the cluster."""
+    from nodeclusters.choices import NodeState
+    from nodeclusters.models import Node
+
+    return Node(
+        owner_id=cluster.owner_id,
+        node_cluster=cluster,
+        node_type_id=cluster.node_type_id,
+        region_id=cluster.region_id,
+        state=NodeState.DEPLOYED,
+        external_fqdn=f"{cluster.name}-{index}.node.tutum.local",
+        public_ip=f"198.18.{index // 250}.{index % 250 + 1}",
+        cpu=1,
+        memory=1024,
+        disk=60,
+        docker_version="1.9.1",
+        deployed_datetime=now,
+        last_seen=now,
+        **{"tags": list(cluster.tags), **fields},
+    )
+
+
 def wait_for(predicate, *, timeout: float, interval: float = 0.05):
     """Poll `predicate` until it returns something truthy; None on timeout."""
     deadline = time.monotonic() + timeout
