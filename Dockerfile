@@ -1,4 +1,4 @@
-# One image for every role of the stack (web, worker, beat, migrate); the compose file picks the command.
+# One image for every role of the stack (web, stream, worker, beat, migrate); the compose file picks the command.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,5 +16,5 @@ COPY providers ./providers
 
 RUN useradd --system --home /var/lib/tutum tutum && mkdir -p /var/lib/tutum && chown tutum /var/lib/tutum
 USER tutum
-EXPOSE 8000
+EXPOSE 8000 8001
 CMD ["gunicorn", "tutum_api.wsgi", "--bind", "0.0.0.0:8000"]

@@ -17,6 +17,9 @@ from bench.support import ROOT
 BENCHMARKS = {
     "api": ["bench.api"],
     "engine": ["bench.engine"],
+    "stream": ["bench.stream"],
+    "broker": ["bench.broker"],
+    "soak": ["bench.soak", "--minutes", "5"],
 }
 
 

@@ -53,6 +53,8 @@ def bench_environment(*, env: dict[str, str] | None = None) -> Iterator[dict[str
                 "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics"),
                 "API_THROTTLE_RATE": "",
                 "LOG_FORMAT": "json",
+                # A throwaway secret key kept under the benchmark's var dir, as `make run` keeps its own.
+                "TUTUM_EMBEDDED": "1",
                 **(env or {}),
             }
         )

@@ -272,7 +272,7 @@ class ApiKeyForm(forms.ModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are created here (shown once, in the confirmation message) and revoked; never displayed again."""
+    """Keys are created here (shown once, in a session-backed confirmation message) and revoked; never shown again."""
 
     form = ApiKeyForm
     list_display = ["prefix", "user", "label", "created_at", "last_used_at", "revoked_at"]
@@ -295,6 +295,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         # The admin's messages and history describe `obj`: give it everything the service stored.
         for field in ApiKey._meta.concrete_fields:
             setattr(obj, field.attname, getattr(api_key, field.attname))
+        # Messages live in the session (MESSAGE_STORAGE), server side: never in a cookie, which is signed but not
+        # encrypted and would carry the raw key to the browser and back in a header.
         self.message_user(
             request,
             f"API key for {api_key.user.get_username()}: {raw_key} (copy it now; it will not be shown again)",

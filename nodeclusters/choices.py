@@ -89,3 +89,23 @@ ACTION_RETRYABLE_STATES = frozenset({ActionState.SUCCESS, ActionState.FAILED, Ac
 def allowed_operations(table: dict, state: str) -> list[str]:
     """The operations a table allows from `state`, in the table's order, for error messages."""
     return [str(operation) for operation, states in table.items() if state in states]
+
+
+class EventType(models.TextChoices):
+    """What an event of the Stream API is about (Tutum's `type`)."""
+
+    NODE_CLUSTER = "nodecluster"
+    NODE = "node"
+    ACTION = "action"
+
+
+class EventAction(models.TextChoices):
+    """What happened to the object (Tutum's `action`)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+#: Action states after which an action never changes again: a followed action log ends there.
+ACTION_FINAL_STATES = frozenset({ActionState.SUCCESS, ActionState.FAILED, ActionState.CANCELED})

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .choices import ActionState, NodeClusterState, NodeState
+from .choices import ActionState, EventAction, EventType, NodeClusterState, NodeState
 
 
 class Provider(models.Model):
@@ -149,6 +149,14 @@ class Node(models.Model):
     # When the engine last scheduled or did work on this node; a node in transit not touched for a while is
     # stuck (its task was lost) and the sweep schedules it again.
     engine_touched_at = models.DateTimeField(null=True, blank=True)
+    # Instances a step created after another task had claimed the node (its lease had expired): never recorded as
+    # the node's instance, they are adopted or destroyed by the next holder of the lease, so none lives on as a twin.
+    stray_instance_ids = models.JSONField(default=list, blank=True)
+    # Health checks: the sweep probes the nodes due (`next_probe_at`) that were probed longest ago, a bounded
+    # number at a time, so nodes that never answer cannot starve the others; those back off exponentially.
+    last_probed_at = models.DateTimeField(null=True, blank=True)
+    next_probe_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    failed_probes = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(auto_now_add=True)
     deployed_datetime = models.DateTimeField(null=True, blank=True)
@@ -225,6 +233,38 @@ class ActionLogLine(models.Model):
 
     def render(self) -> str:
         return f"{self.created_at.astimezone(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} {self.message}\n"
+
+
+class Event(models.Model):
+    """One change of a user's node cluster, node or action: the Stream API's outbox.
+
+    Written by the services in the same transaction as the change, so a rolled-back request emits nothing and a
+    committed change is never lost. `sequence` is the cursor clients see and resume from: the stream's sequencer
+    assigns it after commit, in the order rows become visible, because ids are drawn at insert time and two
+    transactions can commit in the other order (a reader resuming from a higher id would miss the lower one).
+    """
+
+    sequence = models.BigIntegerField(null=True, blank=True, unique=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    action = models.CharField(max_length=16, choices=EventAction.choices)
+    object_uuid = models.UUIDField()
+    resource_uri = models.CharField(max_length=255)
+    state = models.CharField(max_length=32, blank=True)
+    parents = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["sequence"]
+        indexes = [
+            # The sequencer's queue: only rows still waiting for their sequence are in it.
+            models.Index(fields=["id"], condition=Q(sequence__isnull=True), name="event_unsequenced"),
+            models.Index(fields=["owner", "sequence"]),
+            models.Index(fields=["created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.type} {self.action} {self.resource_uri} ({self.state})"
 
 
 class ApiKey(models.Model):

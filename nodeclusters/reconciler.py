@@ -12,8 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from tutum_api.logging import bind_log_context
@@ -24,11 +23,15 @@ from .choices import (
     NODE_IN_TRANSIT_STATES,
     NODE_UP_STATES,
     ActionState,
+    EventAction,
     NodeClusterState,
     NodeState,
 )
+from .exceptions import ObjectNotFound
 from .models import Action, Node, NodeCluster
 from .services.actions import action_finish, action_log, engine_schedule_many
+from .services.events import action_event, event_record, events_record, node_cluster_event, node_event
+from .services.locks import lock_cluster, retried_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -107,114 +110,134 @@ def _new_nodes(cluster: NodeCluster, count: int, active: list[Node]) -> list[Nod
 
 
 def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
-    """Take the next steps towards the cluster's desired state; None if there is nothing to reconcile."""
+    """Take the next steps towards the cluster's desired state; None if there is nothing to reconcile.
+
+    One transaction under the cluster's row lock (taken first, as every writer of the cluster does), run once more
+    if PostgreSQL picks it as a deadlock's victim: its node steps are handed off only when it commits.
+    """
+    try:
+        return _reconcile(node_cluster_uuid)
+    except ObjectNotFound:
+        return None
+
+
+@retried_atomic
+def _reconcile(node_cluster_uuid) -> ReconcileResult | None:
+    """`reconcile_node_cluster`'s transaction (ObjectNotFound when there is no such cluster)."""
     now = timezone.now()
     stuck_before = now - datetime.timedelta(seconds=settings.ENGINE_STUCK_AFTER)
-    with transaction.atomic():
-        cluster = (
-            NodeCluster.objects.select_for_update(of=("self",))
-            .select_related("node_type", "region")
-            .filter(uuid=node_cluster_uuid)
-            .first()
+    cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, select_related=("node_type", "region"))
+    if cluster.state in (NodeClusterState.INIT, NodeClusterState.TERMINATED):
+        return None
+    bind_log_context(action_uuid=cluster.current_action_id)
+    # Only what the plan needs: a large cluster's full rows would cost more than everything else here.
+    live = list(
+        cluster.nodes.filter(state__in=[*NODE_IN_TRANSIT_STATES, *NODE_UP_STATES]).only(
+            "uuid",
+            "owner",
+            "node_cluster",
+            "state",
+            "created_at",
+            "engine_touched_at",
+            "lease_until",
+            "availability_zone",
         )
-        if cluster is None or cluster.state in (NodeClusterState.INIT, NodeClusterState.TERMINATED):
-            return None
-        bind_log_context(action_uuid=cluster.current_action_id)
-        # Only what the plan needs: a large cluster's full rows would cost more than everything else here.
-        live = list(
-            cluster.nodes.filter(state__in=[*NODE_IN_TRANSIT_STATES, *NODE_UP_STATES]).only(
-                "uuid", "node_cluster", "state", "created_at", "engine_touched_at", "lease_until", "availability_zone"
-            )
-        )
-        active = [node for node in live if node.state != NodeState.TERMINATING]
-        action = (
-            cluster.current_action
-            if cluster.current_action and cluster.current_action.state in ACTION_OPEN_STATES
-            else None
-        )
-        failed = 0
+    )
+    active = [node for node in live if node.state != NodeState.TERMINATING]
+    action = (
+        cluster.current_action
+        if cluster.current_action and cluster.current_action.state in ACTION_OPEN_STATES
+        else None
+    )
+    failed = 0
+    if action is not None:
+        failed = cluster.nodes.filter(created_at__gte=action.start_date).exclude(failure_reason="").count()
+    budget = failure_budget(cluster.target_num_nodes) - failed
+    budget_left = budget > 0
+    if failed:
+        # Once nodes fail, replace them only as far as the budget holds even if every node still in
+        # flight fails too, so a provider that always fails costs a bounded number of instances.
+        budget -= sum(1 for node in active if node.state == NodeState.DEPLOYING)
+    result = ReconcileResult(state=cluster.state)
+
+    # A new size waits (its action `Pending`) while a Docker upgrade restarts the nodes' engines.
+    upgrading = any(node.state == NodeState.UPGRADING for node in live)
+    hold = False
+    if action is not None and action.state == ActionState.PENDING:
+        if upgrading and action.target_num_nodes:
+            hold = True
+        else:
+            Action.objects.filter(pk=action.pk, state=ActionState.PENDING).update(state=ActionState.IN_PROGRESS)
+            action.state = ActionState.IN_PROGRESS
+            event_record(action_event(action))
+            action_log(action=action, message="Started")
+
+    difference = 0 if hold else len(active) - cluster.target_num_nodes
+    if difference < 0 and budget > 0:
+        # Never more replacements in flight than failures the action may still afford.
+        new_nodes = _new_nodes(cluster, min(-difference, budget), active)
+        Node.objects.bulk_create(new_nodes)
+        events_record(node_event(node, EventAction.CREATE) for node in new_nodes)
+        active.extend(new_nodes)
+        live.extend(new_nodes)
+        result.created = [node.uuid for node in new_nodes]
         if action is not None:
-            failed = cluster.nodes.filter(created_at__gte=action.start_date).exclude(failure_reason="").count()
-        budget = failure_budget(cluster.target_num_nodes) - failed
-        budget_left = budget > 0
-        if failed:
-            # Once nodes fail, replace them only as far as the budget holds even if every node still in
-            # flight fails too, so a provider that always fails costs a bounded number of instances.
-            budget -= sum(1 for node in active if node.state == NodeState.DEPLOYING)
-        result = ReconcileResult(state=cluster.state)
-
-        # A new size waits (its action `Pending`) while a Docker upgrade restarts the nodes' engines.
-        upgrading = any(node.state == NodeState.UPGRADING for node in live)
-        hold = False
-        if action is not None and action.state == ActionState.PENDING:
-            if upgrading and action.target_num_nodes:
-                hold = True
-            else:
-                Action.objects.filter(pk=action.pk, state=ActionState.PENDING).update(state=ActionState.IN_PROGRESS)
-                action.state = ActionState.IN_PROGRESS
-                action_log(action=action, message="Started")
-
-        difference = 0 if hold else len(active) - cluster.target_num_nodes
-        if difference < 0 and budget > 0:
-            # Never more replacements in flight than failures the action may still afford.
-            new_nodes = _new_nodes(cluster, min(-difference, budget), active)
-            Node.objects.bulk_create(new_nodes)
-            active.extend(new_nodes)
-            live.extend(new_nodes)
-            result.created = [node.uuid for node in new_nodes]
-            if action is not None:
-                action_log(action=action, message=f"Creating {len(new_nodes)} node(s)")
-        elif difference > 0:
-            victims = pick_scale_in(active, difference)
-            victim_ids = [node.pk for node in victims]
-            Node.objects.filter(pk__in=victim_ids).update(
-                state=NodeState.TERMINATING, state_changed_at=now, engine_touched_at=None
-            )
-            for node in victims:
-                node.state, node.engine_touched_at = NodeState.TERMINATING, None
-            active = [node for node in active if node.pk not in set(victim_ids)]
-            result.terminating = victim_ids
-            if action is not None:
-                action_log(action=action, message=f"Terminating {len(victims)} node(s)")
-
-        # Schedule a step for every node in transit that no task has touched lately (new, or its task was lost).
-        due = [
-            node
-            for node in live
-            if node.state in NODE_IN_TRANSIT_STATES
-            and (node.engine_touched_at is None or node.engine_touched_at < stuck_before)
-            and (node.lease_until is None or node.lease_until < now)
-        ]
-        if due:
-            Node.objects.filter(pk__in=[node.pk for node in due]).update(engine_touched_at=now)
-            engine_schedule_many([(STEP_TASKS[node.state], (node.uuid,)) for node in due])
-            result.scheduled = [node.uuid for node in due]
-
-        in_transit = sum(1 for node in live if node.state in NODE_IN_TRANSIT_STATES)
-        gave_up = not hold and not budget_left and len(active) < cluster.target_num_nodes
-        state = derive_state(
-            current=cluster.state,
-            target=cluster.target_num_nodes,
-            active=active,
-            in_transit=in_transit,
-            gave_up=gave_up,
+            action_log(action=action, message=f"Creating {len(new_nodes)} node(s)")
+    elif difference > 0:
+        victims = pick_scale_in(active, difference)
+        victim_ids = [node.pk for node in victims]
+        Node.objects.filter(pk__in=victim_ids).update(
+            state=NodeState.TERMINATING, state_changed_at=now, engine_touched_at=None
         )
-        if hold:
-            state = NodeClusterState.SCALING
-        fields = ["state", "updated_at"]
-        if state in (NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED) and cluster.deployed_datetime is None:
-            cluster.deployed_datetime = now
-            fields.append("deployed_datetime")
-        if state == NodeClusterState.TERMINATED:
-            cluster.destroyed_datetime = now
-            fields.append("destroyed_datetime")
-        cluster.state = state
-        cluster.save(update_fields=fields)
-        result.state = state
+        for node in victims:
+            node.state, node.engine_touched_at = NodeState.TERMINATING, None
+        events_record(node_event(node) for node in victims)
+        active = [node for node in active if node.pk not in set(victim_ids)]
+        result.terminating = victim_ids
+        if action is not None:
+            action_log(action=action, message=f"Terminating {len(victims)} node(s)")
 
-        if action is not None and not hold and state not in NODE_CLUSTER_BUSY_STATES:
-            _finish_current_action(cluster, action, state=state, gave_up=gave_up)
-        _finish_docker_upgrade(cluster, live)
+    # Schedule a step for every node in transit that no task has touched lately (new, or its task was lost).
+    due = [
+        node
+        for node in live
+        if node.state in NODE_IN_TRANSIT_STATES
+        and (node.engine_touched_at is None or node.engine_touched_at < stuck_before)
+        and (node.lease_until is None or node.lease_until < now)
+    ]
+    if due:
+        Node.objects.filter(pk__in=[node.pk for node in due]).update(engine_touched_at=now)
+        engine_schedule_many([(STEP_TASKS[node.state], (node.uuid,)) for node in due])
+        result.scheduled = [node.uuid for node in due]
+
+    in_transit = sum(1 for node in live if node.state in NODE_IN_TRANSIT_STATES)
+    gave_up = not hold and not budget_left and len(active) < cluster.target_num_nodes
+    state = derive_state(
+        current=cluster.state,
+        target=cluster.target_num_nodes,
+        active=active,
+        in_transit=in_transit,
+        gave_up=gave_up,
+    )
+    if hold:
+        state = NodeClusterState.SCALING
+    fields = ["state", "updated_at"]
+    if state in (NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED) and cluster.deployed_datetime is None:
+        cluster.deployed_datetime = now
+        fields.append("deployed_datetime")
+    if state == NodeClusterState.TERMINATED:
+        cluster.destroyed_datetime = now
+        fields.append("destroyed_datetime")
+    changed = state != cluster.state
+    cluster.state = state
+    cluster.save(update_fields=fields)
+    if changed:
+        event_record(node_cluster_event(cluster))
+    result.state = state
+
+    if action is not None and not hold and state not in NODE_CLUSTER_BUSY_STATES:
+        _finish_current_action(cluster, action, state=state, gave_up=gave_up)
+    _finish_docker_upgrade(cluster, live)
     return result
 
 
@@ -260,6 +283,36 @@ def unconverged_cluster_uuids() -> list:
         .values_list("node_cluster_id", flat=True)
     )
     return sorted(set(busy) | set(stuck), key=str)
+
+
+def nodes_to_probe(*, limit: int) -> list:
+    """Up to `limit` deployed or unreachable nodes due for a health probe, those probed longest ago first.
+
+    They are stamped as probed now (and not due again until ENGINE_STUCK_AFTER, unless their probe reschedules
+    them), so the next sweep takes the next ones: however many nodes never answer, every node's turn comes. The
+    probe itself sets when the node is due next (`node_steps.probe_delay`: later and later while it fails).
+    """
+    now = timezone.now()
+    due = list(
+        Node.objects.filter(state__in=[NodeState.DEPLOYED, NodeState.UNREACHABLE])
+        .filter(Q(next_probe_at__isnull=True) | Q(next_probe_at__lte=now))
+        .order_by(F("last_probed_at").asc(nulls_first=True), "pk")
+        .values_list("uuid", flat=True)[:limit]
+    )
+    if due:
+        in_flight = now + datetime.timedelta(seconds=settings.ENGINE_STUCK_AFTER)
+        Node.objects.filter(pk__in=due).update(last_probed_at=now, next_probe_at=in_flight)
+    return due
+
+
+def nodes_with_strays(*, limit: int = 100) -> list:
+    """Nodes with instances made by a step that had lost their lease still to adopt or destroy, and no lease held."""
+    now = timezone.now()
+    return list(
+        Node.objects.exclude(stray_instance_ids=[])
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .values_list("uuid", flat=True)[:limit]
+    )
 
 
 def leaked_instances(driver, *, region: str) -> list:

@@ -6,8 +6,8 @@ import json
 from django.db.models import CharField, F, Field, Func, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Cast
 
-from .choices import NODE_UP_STATES
-from .models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
+from .choices import ACTION_OPEN_STATES, NODE_UP_STATES
+from .models import Action, ActionLogLine, AvailabilityZone, Event, Node, NodeCluster, NodeType, Provider, Region
 
 
 class _UuidListField(Field):
@@ -108,8 +108,16 @@ def node_list(*, owner) -> QuerySet[Node]:
 
 
 def action_list(*, owner) -> QuerySet[Action]:
-    """The owner's actions, newest first, with their log lines (one query for the page)."""
-    return Action.objects.filter(owner=owner).prefetch_related("log_lines")
+    """The owner's actions, newest first (their log lines are read on their own: `action_log_lines`)."""
+    return Action.objects.filter(owner=owner)
+
+
+def action_log_lines(*, action: Action, tail: int | None = None) -> list[ActionLogLine]:
+    """The action's log lines, oldest first; with `tail`, only the last `tail` of them."""
+    lines = ActionLogLine.objects.filter(action=action).only("created_at", "message")
+    if tail is None:
+        return list(lines.order_by("id"))
+    return list(reversed(lines.order_by("-id")[:tail]))
 
 
 def provider_list() -> QuerySet[Provider]:
@@ -134,3 +142,39 @@ def node_type_list() -> QuerySet[NodeType]:
         Prefetch("regions", queryset=Region.objects.only("name", "provider_id").order_by("name")),
         Prefetch("availability_zones", queryset=AvailabilityZone.objects.select_related("region")),
     )
+
+
+# --- the Stream API's reads --------------------------------------------------------------------------------------
+
+EVENT_FIELDS = (
+    "sequence",
+    "owner_id",
+    "type",
+    "action",
+    "object_uuid",
+    "resource_uri",
+    "state",
+    "parents",
+    "created_at",
+)
+
+
+def events_after(*, owner_id: int, after: int, limit: int) -> list[dict]:
+    """The owner's sequenced events after cursor `after`, oldest first (a resuming client's history)."""
+    return list(
+        Event.objects.filter(owner_id=owner_id, sequence__gt=after).order_by("sequence").values(*EVENT_FIELDS)[:limit]
+    )
+
+
+def action_log_tail(*, owner_id: int, action_uuid, tail: int) -> tuple[bool, list[ActionLogLine]] | None:
+    """Whether the owner's action is still open, and its last `tail` log lines (oldest first); None if not theirs."""
+    state = Action.objects.filter(uuid=action_uuid, owner_id=owner_id).values_list("state", flat=True).first()
+    if state is None:
+        return None
+    lines = list(ActionLogLine.objects.filter(action_id=action_uuid).order_by("-id")[:tail]) if tail else []
+    lines.reverse()
+    return state in ACTION_OPEN_STATES, lines
+
+
+def action_is_open(*, action_uuid) -> bool:
+    return Action.objects.filter(uuid=action_uuid, state__in=ACTION_OPEN_STATES).exists()

@@ -4,7 +4,6 @@ Every task is idempotent and safe to receive twice (at-least-once delivery with 
 are scheduled with Celery countdowns, never by sleeping in a worker thread.
 """
 
-import datetime
 import logging
 import time
 
@@ -12,7 +11,6 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
 from providers.base import ProviderError
 from providers.registry import get_driver
@@ -20,7 +18,6 @@ from tutum_api.logging import log_context
 from tutum_api.metrics import RECONCILE_DURATION, RECONCILE_RUNS
 
 from . import node_steps, reconciler
-from .choices import NodeState
 from .models import Node
 
 logger = logging.getLogger(__name__)
@@ -106,6 +103,26 @@ def check_node_health(self, node_uuid: str, action_uuid: str | None = None, tran
     return _run_step(self, node_steps.node_health_step, node_uuid, transient_attempt, action_uuid)
 
 
+@shared_task(name="nodeclusters.resolve_node_strays", **_NODE_STEP)
+def resolve_node_strays(self, node_uuid: str, transient_attempt: int = 0) -> str:
+    """Adopt or destroy the instances a step made for a node after it had lost the node's lease."""
+    with log_context(node_uuid=node_uuid):
+        outcome = node_steps.node_strays_step(node_uuid).outcome
+    if outcome in (node_steps.Outcome.BUSY, node_steps.Outcome.TRANSIENT):
+        if transient_attempt >= settings.ENGINE_MAX_TRANSIENT_RETRIES:
+            return "left for the sweep"
+        countdown = get_exponential_backoff_interval(
+            factor=1, retries=transient_attempt, maximum=settings.ENGINE_LEASE_SECONDS, full_jitter=True
+        )
+        raise self.retry(
+            args=(node_uuid,),
+            kwargs={"transient_attempt": transient_attempt + 1},
+            countdown=max(countdown, 0.5),
+            max_retries=None,
+        )
+    return outcome.value
+
+
 @shared_task(name="nodeclusters.poll_node_cluster", soft_time_limit=60, time_limit=90, **_COMMON)
 def poll_node_cluster(node_cluster_uuid: str) -> str:
     """Check every booting instance of one cluster with a single provider listing."""
@@ -115,23 +132,24 @@ def poll_node_cluster(node_cluster_uuid: str) -> str:
 
 @shared_task(name="nodeclusters.engine_sweep", soft_time_limit=60, time_limit=90, **_COMMON)
 def engine_sweep() -> dict:
-    """The safety net: re-enqueue reconciles for unconverged clusters and health checks for nodes not seen lately.
+    """The safety net: re-enqueue reconciles for unconverged clusters, health checks for the nodes due one, and the
+    settling of instances steps made after losing their lease.
 
     Queue messages are hints; this periodic sweep is what guarantees that every accepted request is carried out
-    after a lost message, a killed worker or a broker outage.
+    after a lost message, a killed worker or a broker outage. Health checks are bounded per sweep
+    (ENGINE_HEALTH_CHECKS_PER_SWEEP) and go to the nodes probed longest ago, so unreachable nodes (which back off)
+    never starve the healthy ones.
     """
     cluster_uuids = reconciler.unconverged_cluster_uuids()
     for cluster_uuid in cluster_uuids:
         reconcile_node_cluster.delay(str(cluster_uuid))
-    seen_before = timezone.now() - datetime.timedelta(seconds=settings.ENGINE_HEALTH_CHECK_INTERVAL)
-    stale = list(
-        Node.objects.filter(state__in=[NodeState.DEPLOYED, NodeState.UNREACHABLE], last_seen__lt=seen_before)
-        .order_by("last_seen")
-        .values_list("uuid", flat=True)[:200]
-    )
-    for node_uuid in stale:
+    probes = reconciler.nodes_to_probe(limit=settings.ENGINE_HEALTH_CHECKS_PER_SWEEP)
+    for node_uuid in probes:
         check_node_health.delay(str(node_uuid))
-    return {"reconciles": len(cluster_uuids), "health_checks": len(stale)}
+    strays = reconciler.nodes_with_strays()
+    for node_uuid in strays:
+        resolve_node_strays.delay(str(node_uuid))
+    return {"reconciles": len(cluster_uuids), "health_checks": len(probes), "strays": len(strays)}
 
 
 @shared_task(name="nodeclusters.reap_leaked_instances", soft_time_limit=120, time_limit=180, **_COMMON)
@@ -151,3 +169,22 @@ def reap_leaked_instances() -> int:
         except ProviderError as error:
             logger.warning("leak sweep of %s/%s failed: %s", provider_name, region_name, error)
     return reaped
+
+
+@shared_task(name="nodeclusters.prune_events", soft_time_limit=60, time_limit=90, **_COMMON)
+def prune_events() -> int:
+    """Delete Stream API events older than the retention window (STREAM_RETENTION_SECONDS)."""
+    from .services.events import events_prune
+
+    deleted = events_prune()
+    if deleted:
+        logger.info("pruned %d event(s) past the retention window", deleted)
+    return deleted
+
+
+@shared_task(name="nodeclusters.update_state_gauges", soft_time_limit=30, time_limit=60, **_COMMON)
+def update_state_gauges() -> dict:
+    """Count node clusters and nodes by state for /metrics (beat runs it every METRICS_STATE_INTERVAL seconds)."""
+    from tutum_api.metrics import state_gauges_update
+
+    return state_gauges_update()

@@ -1,9 +1,13 @@
 """Process health for orchestrators: `/healthz` (the process answers) and `/readyz` (database and broker reachable)."""
 
+import logging
+
 from django.db import connection
 from django.http import JsonResponse
 
 from tutum_api.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request):
@@ -11,27 +15,38 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-def _database() -> str | None:
+def _database_answers() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as error:  # any failure means "not ready", and the body says which
-        return f"database unreachable: {error}"
-    return None
+    except Exception:  # any failure means "not ready"
+        # The error text names hosts, users and paths: it goes to the log, and the answer only names the service.
+        logger.exception("readiness: the database is unreachable")
+        return False
+    return True
 
 
-def _broker() -> str | None:
+def _broker_answers() -> bool:
     try:
         with celery_app.connection_for_write() as broker:
             broker.ensure_connection(max_retries=1, timeout=2)
-    except Exception as error:
-        return f"broker unreachable: {error}"
-    return None
+    except Exception:
+        logger.exception("readiness: the broker is unreachable")
+        return False
+    return True
 
 
 def readyz(request):
-    """200 when the database and the broker answer; 503 naming the one that does not."""
-    problems = {name: problem for name, problem in (("database", _database()), ("broker", _broker())) if problem}
-    if problems:
-        return JsonResponse({"error": "; ".join(problems.values()), "checks": problems}, status=503)
+    """200 when the database and the broker answer; 503 naming the one that does not (the log says why)."""
+    failing = [
+        name for name, answers in (("database", _database_answers()), ("broker", _broker_answers())) if not answers
+    ]
+    if failing:
+        return JsonResponse(
+            {
+                "error": "; ".join(f"{name} unreachable" for name in failing),
+                "checks": dict.fromkeys(failing, "unreachable"),
+            },
+            status=503,
+        )
     return JsonResponse({"status": "ready", "checks": {"database": "ok", "broker": "ok"}})

@@ -1,15 +1,26 @@
 """Prometheus metrics at /metrics: HTTP traffic, clusters and nodes by state, engine runs, provider calls, backlog.
 
 Web and worker processes write to one multiprocess directory (PROMETHEUS_MULTIPROC_DIR, set in settings before
-prometheus_client is imported), so one scrape of any web process sees the whole deployment on that host.
+prometheus_client is imported), so one scrape of any web process sees the whole deployment on that host. Clusters
+and nodes by state are counted by a beat task (`state_gauges_update`), not per scrape: a scrape costs no query.
 """
 
+import hmac
 import os
 import time
 
+from django.conf import settings
 from django.db.models import Count
-from django.http import HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from django.http import HttpResponse, JsonResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 
 HTTP_REQUESTS = Counter("tutum_http_requests_total", "HTTP requests served", ["method", "route", "status"])
@@ -35,20 +46,39 @@ class MetricsMiddleware:
         return response
 
 
-class StateCollector:
-    """Gauges read from the database at scrape time: clusters and nodes by state, and the queue backlog."""
+# Written by whichever worker ran the beat task last: "mostrecent" makes a scrape report that process's values,
+# also once it has exited, instead of adding up every process that ever wrote them.
+NODE_CLUSTERS = Gauge("tutum_node_clusters", "Node clusters by state", ["state"], multiprocess_mode="mostrecent")
+NODES = Gauge("tutum_nodes", "Nodes by state", ["state"], multiprocess_mode="mostrecent")
+STATE_GAUGES_UPDATED = Gauge(
+    "tutum_state_gauges_updated_timestamp_seconds",
+    "When tutum_node_clusters and tutum_nodes were last counted (beat stopped if this falls behind)",
+    multiprocess_mode="mostrecent",
+)
+
+
+def state_gauges_update() -> dict[str, dict[str, int]]:
+    """Count node clusters and nodes by state into their gauges (every state, zeros included, so none goes stale)."""
+    from nodeclusters.choices import NodeClusterState, NodeState
+    from nodeclusters.models import Node, NodeCluster
+
+    counts = {}
+    for name, gauge, model, states in (
+        ("node_clusters", NODE_CLUSTERS, NodeCluster, NodeClusterState),
+        ("nodes", NODES, Node, NodeState),
+    ):
+        found = dict(model.objects.order_by().values_list("state").annotate(count=Count("pk")))
+        counts[name] = {state.value: found.get(state.value, 0) for state in states}
+        for state, count in counts[name].items():
+            gauge.labels(state).set(count)
+    STATE_GAUGES_UPDATED.set(time.time())
+    return counts
+
+
+class BacklogCollector:
+    """The queue backlog, asked of the broker at scrape time (a task would wait in the very queue it measures)."""
 
     def collect(self):
-        from nodeclusters.models import Node, NodeCluster
-
-        clusters = GaugeMetricFamily("tutum_node_clusters", "Node clusters by state", labels=["state"])
-        for row in NodeCluster.objects.values("state").annotate(count=Count("pk")):
-            clusters.add_metric([row["state"]], row["count"])
-        yield clusters
-        nodes = GaugeMetricFamily("tutum_nodes", "Nodes by state", labels=["state"])
-        for row in Node.objects.values("state").annotate(count=Count("pk")):
-            nodes.add_metric([row["state"]], row["count"])
-        yield nodes
         backlog = GaugeMetricFamily("tutum_queue_backlog", "Messages waiting in the task queue", labels=["queue"])
         waiting = queue_backlog()
         if waiting is not None:
@@ -68,10 +98,23 @@ def queue_backlog(queue: str = "celery") -> int | None:
         return None
 
 
+def _authorized(request) -> bool:
+    token = settings.METRICS_TOKEN
+    if not token:
+        return True
+    scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    # compare_digest: the time taken says nothing about how much of the token was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode())
+
+
 def metrics_view(request):
-    """The Prometheus text format for every process on this host plus the database-derived gauges."""
+    """The Prometheus text format for every process on this host; `Authorization: Bearer` when METRICS_TOKEN is set."""
+    if not _authorized(request):
+        response = JsonResponse({"error": "Send 'Authorization: Bearer <METRICS_TOKEN>' to read /metrics."}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
-    registry.register(StateCollector())
+    registry.register(BacklogCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

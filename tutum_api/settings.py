@@ -1,9 +1,13 @@
 """Django settings. Every deployment knob is an environment variable; the README lists them with defaults."""
 
+import contextlib
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TUTUM_VAR_DIR", BASE_DIR / "var"))
@@ -31,7 +35,48 @@ def env_float(name: str, default: float) -> float:
     return float(value) if value not in (None, "") else default
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-development-key-change-me")
+def embedded_process() -> bool:
+    """Whether this process may use a key of its own making: `make run` (`manage.py runstack`), the tests (pytest
+    sets PYTEST_VERSION for its run), or a process started with TUTUM_EMBEDDED=1."""
+    runstack = len(sys.argv) > 1 and Path(sys.argv[0]).name == "manage.py" and sys.argv[1] == "runstack"
+    return runstack or bool(os.environ.get("PYTEST_VERSION")) or env_bool("TUTUM_EMBEDDED", False)
+
+
+def embedded_secret_key(path: Path) -> str:
+    """The key kept in `path` (mode 0600), generated on first use. Processes starting at once all get the first
+    one written: the file appears whole (a hard link to a finished temporary file) or not at all."""
+    if not path.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(get_random_secret_key() + "\n")
+            with contextlib.suppress(FileExistsError):  # another process was first: use its key
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty; delete it to have a new key generated, or set DJANGO_SECRET_KEY.")
+    return key
+
+
+# No default anyone could read here: with a known key, anyone can forge sessions (the dashboard's) and signed
+# values. Production sets DJANGO_SECRET_KEY; `make run` and the tests keep a generated one in var/secret_key.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not embedded_process():
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it to a long random value, e.g.\n"
+            "  export DJANGO_SECRET_KEY=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')\"\n"
+            "(docker compose: put it in .env). `make run` and the tests need none: they keep a generated key in "
+            "var/secret_key, which TUTUM_EMBEDDED=1 gives to any other process on this checkout."
+        )
+    SECRET_KEY = embedded_secret_key(VAR_DIR / "secret_key")
+    # What this process starts (runstack's web server and workers, the tests' servers) inherits the environment:
+    # they sign with this same key, whatever var dir they are given.
+    os.environ["DJANGO_SECRET_KEY"] = SECRET_KEY
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = [host for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if host]
 
@@ -51,6 +96,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, like the front end it stands in for: every other middleware and the URL resolver see one path.
+    "nodeclusters.api.parsers.MergeSlashesMiddleware",
     "tutum_api.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from gunicorn too, so `make run` and the compose stack need no web server.
@@ -139,6 +186,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["nodeclusters.api.authentication.ApiKeyRateThrottle"],
     "EXCEPTION_HANDLER": "nodeclusters.api.errors.tutum_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Proxies in front of the server that append the client's address to X-Forwarded-For. 0 (the default) trusts
+    # no X-Forwarded-For at all: throttles count per REMOTE_ADDR, so a client cannot pick its own address.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "PAGE_SIZE": 25,
 }
@@ -168,8 +218,27 @@ API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "1200/min")
 MAX_NODES_PER_CLUSTER = env_int("MAX_NODES_PER_CLUSTER", 1000)
 
 # Celery: at-least-once delivery. Messages are hints; the periodic sweep is what guarantees convergence.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "filesystem://"
-if CELERY_BROKER_URL == "filesystem://":
+# The embedded default broker is a SQLite file under var/ through kombu's SQLAlchemy transport with the changes
+# of tutum_api/broker.py (WAL, consumed rows deleted, undecodable rows moved aside): a message is a committed row,
+# so no process can read half of one, which kombu's filesystem transport allowed (celery/kombu#1551) and which
+# took the worker down. Any `sqla+` URL gets that transport; Redis stays the production broker.
+CELERY_BROKER_URL = (
+    os.environ.get("CELERY_BROKER_URL")
+    or os.environ.get("REDIS_URL")
+    or f"sqla+sqlite:///{(VAR_DIR / 'broker.sqlite3').resolve()}"
+)
+if CELERY_BROKER_URL.startswith(("sqla+", "sqlalchemy+")):
+    # kombu would take the `sqla+` prefix as the name of its own transport over an explicit one; without it,
+    # the URL is what SQLAlchemy's create_engine() expects.
+    CELERY_BROKER_URL = CELERY_BROKER_URL.split("+", 1)[1]
+    CELERY_BROKER_TRANSPORT = "tutum_api.broker:Transport"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Seconds an idle consumer waits between polls (kombu's default is 1 s): a poll finding nothing is one
+        # indexed read without a lock, so a task waits at most this long for a worker to see it.
+        "polling_interval": env_float("CELERY_BROKER_POLLING_INTERVAL", 0.1),
+    }
+elif CELERY_BROKER_URL == "filesystem://":
+    # Still accepted (the broker benchmark compares against it), but a reader can see a half-written message.
     _broker_folder = VAR_DIR / "broker"
     (_broker_folder / "queue").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -283,3 +352,46 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": ENGINE_LEAK_SWEEP_INTERVAL},
     },
 }
+
+# The Stream API (websocket events and action logs, SSE): served by the ASGI stream server (`tutum_api.asgi`).
+# Committed changes are announced on Redis where there is one (a wake-up only); stream servers also look at the
+# outbox every STREAM_POLL_INTERVAL seconds, which is what the embedded default (no Redis) relies on.
+STREAM_REDIS_URL = (
+    os.environ.get("STREAM_REDIS_URL")
+    or os.environ.get("REDIS_URL")
+    or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
+)
+STREAM_POLL_INTERVAL = env_float("STREAM_POLL_INTERVAL", 2.0 if STREAM_REDIS_URL else 0.25)
+# How long events stay available to clients resuming with ?since= or Last-Event-ID.
+STREAM_RETENTION_SECONDS = env_int("STREAM_RETENTION_SECONDS", 24 * 3600)
+# Messages waiting for one slow connection before it is closed (a bounded queue, not unbounded memory).
+STREAM_QUEUE_SIZE = env_int("STREAM_QUEUE_SIZE", 1000)
+STREAM_SSE_HEARTBEAT_SECONDS = env_float("STREAM_SSE_HEARTBEAT_SECONDS", 15.0)
+# Where clients reach the stream server (the REST host sends SSE clients there); runstack sets it.
+STREAM_PUBLIC_URL = os.environ.get("STREAM_PUBLIC_URL", "http://127.0.0.1:8001")
+CELERY_BEAT_SCHEDULE["prune-events"] = {
+    "task": "nodeclusters.prune_events",
+    "schedule": env_float("STREAM_PRUNE_INTERVAL", 3600.0),
+    "options": {"expires": 600},
+}
+
+# Failed authentications per client address (nodeclusters.api.authentication): far fewer than requests, never
+# more than API_THROTTLE_RATE; off with it. An address past the limit is refused before its credentials are checked.
+API_FAILED_AUTH_RATE = os.environ.get("API_FAILED_AUTH_RATE", "30/min")
+# The admin's one-time API key is a message: kept in the session (server side), never in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# With a token, /metrics answers only `Authorization: Bearer <token>`; empty leaves it open (the embedded default).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# /metrics' clusters and nodes by state are counted by this beat task, so a scrape costs no database query.
+METRICS_STATE_INTERVAL = env_float("METRICS_STATE_INTERVAL", 30.0)
+CELERY_BEAT_SCHEDULE["update-state-gauges"] = {
+    "task": "nodeclusters.update_state_gauges",
+    "schedule": METRICS_STATE_INTERVAL,
+    "options": {"expires": METRICS_STATE_INTERVAL},
+}
+
+# Fair health checks (nodeclusters.tasks.engine_sweep): each sweep probes at most this many nodes, those due that
+# were probed longest ago first; a node that fails its probes is asked again after the health check interval,
+# doubled for each failure in a row, at most ENGINE_HEALTH_CHECK_BACKOFF_MAX seconds later.
+ENGINE_HEALTH_CHECKS_PER_SWEEP = env_int("ENGINE_HEALTH_CHECKS_PER_SWEEP", 200)
+ENGINE_HEALTH_CHECK_BACKOFF_MAX = env_float("ENGINE_HEALTH_CHECK_BACKOFF_MAX", 3600.0)

@@ -1,6 +1,8 @@
-"""Request-body handling for Tutum's SDKs: JSON with or without a Content-Type, empty bodies, size limits."""
+"""Requests as Tutum's SDKs send them: repeated slashes in paths; JSON with or without a Content-Type, empty bodies,
+size limits."""
 
 import json
+import re
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -8,6 +10,25 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_REPEATED_SLASHES = re.compile(r"//+")
+
+
+class MergeSlashesMiddleware:
+    """Treat repeated slashes in a path as one, as Tutum's front end did (nginx's `merge_slashes`).
+
+    go-tutum requests `/api/v1/nodecluster/<uuid>//` when given a resource URI. The path is rewritten in place,
+    not redirected: the request carries on, and everything after this middleware (routing, the action's recorded
+    path, page links) sees the merged path.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "//" in request.path_info:
+            request.path_info = _REPEATED_SLASHES.sub("/", request.path_info)
+            request.path = _REPEATED_SLASHES.sub("/", request.path)
+        return self.get_response(request)
 
 
 class ApiRequestMiddleware:

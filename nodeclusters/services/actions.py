@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from nodeclusters.api import uris
@@ -15,13 +16,17 @@ from nodeclusters.choices import (
     NODE_CLUSTER_ALLOWED,
     NODE_UP_STATES,
     ActionState,
+    EventAction,
     NodeClusterOperation,
     NodeClusterState,
     NodeState,
     allowed_operations,
 )
-from nodeclusters.exceptions import ObjectNotFound, StateConflict
+from nodeclusters.exceptions import StateConflict
 from nodeclusters.models import Action, ActionLogLine, Node, NodeCluster
+
+from .events import action_event, event_record, events_record, node_cluster_event
+from .locks import lock_cluster_actions, lock_cluster_for_action, retried_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +93,7 @@ def action_record(
         can_be_canceled=can_be_canceled,
         target_num_nodes=target_num_nodes,
     )
+    event_record(action_event(action, EventAction.CREATE))
     lines = [log] if log else []
     if waits_for:
         lines.append(f"Waiting for action {uris.action_uri(waits_for.uuid)} ({waits_for.action})")
@@ -105,7 +111,10 @@ def action_finish(*, action: Action, state: str, message: str = "") -> None:
     updates = {"state": state, "end_date": timezone.now(), "can_be_canceled": False}
     # Cluster actions that set a size can be run again (action.md: from Success, Failed or Canceled).
     updates["can_be_retried"] = action.target_num_nodes is not None
-    ended = Action.objects.filter(pk=action.pk, state__in=ACTION_OPEN_STATES).update(**updates)
+    with transaction.atomic():
+        ended = Action.objects.filter(pk=action.pk, state__in=ACTION_OPEN_STATES).update(**updates)
+        if ended:
+            event_record(action_event(action, state=state))
     if ended and message:
         action_log(action=action, message=message)
 
@@ -125,12 +134,12 @@ def action_supersede(*, node_cluster: NodeCluster, new_action: Action) -> None:
     Called with the cluster row locked. Every open action that set the cluster's size is closed, not just the one
     `current_action` names, and they are read after the lock: rows joined into a locking query can be stale.
     """
-    overtaken = (
-        Action.objects.filter(
-            node_cluster=node_cluster, node__isnull=True, target_num_nodes__isnull=False, state__in=ACTION_OPEN_STATES
-        )
-        .exclude(pk=new_action.pk)
-        .select_for_update()
+    overtaken = lock_cluster_actions(
+        node_cluster,
+        ~Q(pk=new_action.pk),
+        node__isnull=True,
+        target_num_nodes__isnull=False,
+        state__in=ACTION_OPEN_STATES,
     )
     for previous in overtaken:
         action_finish(
@@ -181,7 +190,8 @@ def _enqueue_many(calls: list[tuple[str, list[str]]]) -> None:
     from celery import current_app
 
     try:
-        # Transports that cannot batch (the embedded filesystem broker) publish each message at once instead.
+        # Redis sends the batch as one pipeline, the embedded broker inserts it in one transaction; transports
+        # that cannot batch publish each message at once instead.
         with current_app.producer_or_acquire() as producer, producer.batch():
             for task_name, args in calls:
                 current_app.send_task(task_name, args=args, producer=producer)
@@ -191,17 +201,10 @@ def _enqueue_many(calls: list[tuple[str, list[str]]]) -> None:
         )
 
 
-def _locked_action(*, action_uuid, owner) -> Action:
-    try:
-        return Action.objects.select_for_update().get(uuid=action_uuid, owner=owner)
-    except Action.DoesNotExist:
-        raise ObjectNotFound() from None
-
-
-@transaction.atomic
+@retried_atomic
 def action_cancel(*, action_uuid, owner, context: RequestContext) -> Action:
     """Cancel a pending or in-progress action: the cluster keeps the nodes already up and undoes those in flight."""
-    action = _locked_action(action_uuid=action_uuid, owner=owner)
+    action, cluster = lock_cluster_for_action(action_uuid=action_uuid, owner=owner)
     if action.state not in ACTION_CANCELABLE_STATES or not action.can_be_canceled:
         raise StateConflict(
             kind="action",
@@ -209,7 +212,6 @@ def action_cancel(*, action_uuid, owner, context: RequestContext) -> Action:
             state=action.state,
             allowed=["retry"] if action.can_be_retried and action.state in ACTION_RETRYABLE_STATES else [],
         )
-    cluster = NodeCluster.objects.select_for_update().get(pk=action.node_cluster_id)
     settled = cluster.nodes.filter(state__in=NODE_UP_STATES).count()
     cluster.target_num_nodes = settled
     if cluster.state in (NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED):
@@ -218,15 +220,16 @@ def action_cancel(*, action_uuid, owner, context: RequestContext) -> Action:
     action.state = ActionState.CANCELING
     action.can_be_canceled = False
     action.save(update_fields=["state", "can_be_canceled"])
+    events_record([node_cluster_event(cluster), action_event(action)])
     action_log(action=action, message=f"Cancel requested ({context.method} {context.path}); keeping {settled} node(s)")
     engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
     return action
 
 
-@transaction.atomic
+@retried_atomic
 def action_retry(*, action_uuid, owner, context: RequestContext) -> Action:
     """Run a finished cluster action again: its target becomes the cluster's desired size once more."""
-    action = _locked_action(action_uuid=action_uuid, owner=owner)
+    action, cluster = lock_cluster_for_action(action_uuid=action_uuid, owner=owner)
     if action.state not in ACTION_RETRYABLE_STATES or not action.can_be_retried or action.target_num_nodes is None:
         raise StateConflict(
             kind="action",
@@ -234,7 +237,6 @@ def action_retry(*, action_uuid, owner, context: RequestContext) -> Action:
             state=action.state,
             allowed=["cancel"] if action.can_be_canceled and action.state in ACTION_CANCELABLE_STATES else [],
         )
-    cluster = NodeCluster.objects.select_for_update(of=("self",)).get(pk=action.node_cluster_id)
     terminating = action.target_num_nodes == 0 and cluster.state == NodeClusterState.TERMINATING
     operation = NodeClusterOperation.SCALE
     if not terminating and cluster.state not in NODE_CLUSTER_ALLOWED[operation]:
@@ -258,6 +260,7 @@ def action_retry(*, action_uuid, owner, context: RequestContext) -> Action:
     action.can_be_retried = False
     action.can_be_canceled = True
     action.save(update_fields=["state", "start_date", "end_date", "can_be_retried", "can_be_canceled"])
+    events_record([node_cluster_event(cluster), action_event(action)])
     action_log(action=action, message=f"Retried ({context.method} {context.path})")
     engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
     return action

@@ -1,16 +1,15 @@
 """Node cluster services: create, deploy, update (scale, tags, nickname), terminate, Docker upgrade."""
 
-from django.db import transaction
-
 from nodeclusters.api import uris
 from nodeclusters.choices import (
     NODE_CLUSTER_ALLOWED,
+    EventAction,
     NodeClusterOperation,
     NodeClusterState,
     NodeState,
     allowed_operations,
 )
-from nodeclusters.exceptions import InvalidRequest, NotSupported, ObjectNotFound, StateConflict
+from nodeclusters.exceptions import InvalidRequest, NotSupported, StateConflict
 from nodeclusters.models import Action, NodeCluster, NodeType, Region
 
 from .actions import (
@@ -21,6 +20,8 @@ from .actions import (
     action_supersede,
     engine_schedule_reconcile,
 )
+from .events import event_record, events_record, node_cluster_event, node_event
+from .locks import lock_cluster, retried_atomic
 from .provider_options import validate_provider_options
 
 # States in which the engine is idle, so a new desired size makes the cluster `Scaling`.
@@ -37,20 +38,7 @@ def _check(cluster: NodeCluster, operation: NodeClusterOperation) -> None:
         )
 
 
-def _locked_cluster(*, node_cluster_uuid, owner) -> NodeCluster:
-    """The caller's cluster, row-locked until the transaction ends; someone else's is indistinguishable from none."""
-    try:
-        return (
-            NodeCluster.objects.select_for_update(of=("self",))
-            # Only the static catalog is joined: rows joined into a locking query are not re-read after the wait.
-            .select_related("region__provider", "node_type")
-            .get(uuid=node_cluster_uuid, owner=owner)
-        )
-    except NodeCluster.DoesNotExist:
-        raise ObjectNotFound() from None
-
-
-@transaction.atomic
+@retried_atomic
 def node_cluster_create(
     *,
     owner,
@@ -96,14 +84,15 @@ def node_cluster_create(
         provider_options=provider_options,
         state=NodeClusterState.INIT,
     )
+    event_record(node_cluster_event(cluster, EventAction.CREATE))
     action = action_record(owner=owner, name="Node Cluster Create", context=context, node_cluster=cluster)
     return cluster, action
 
 
-@transaction.atomic
+@retried_atomic
 def node_cluster_deploy(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
     """Start deploying a cluster created in `Init`: the engine creates `target_num_nodes` nodes."""
-    cluster = _locked_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
+    cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     _check(cluster, NodeClusterOperation.DEPLOY)
     action = action_record(
         owner=owner,
@@ -118,11 +107,12 @@ def node_cluster_deploy(*, node_cluster_uuid, owner, context: RequestContext) ->
     cluster.state = NodeClusterState.DEPLOYING
     action_supersede(node_cluster=cluster, new_action=action)
     cluster.save(update_fields=["state", "current_action", "updated_at"])
+    event_record(node_cluster_event(cluster))
     engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
     return cluster, action
 
 
-@transaction.atomic
+@retried_atomic
 def node_cluster_update(
     *,
     node_cluster_uuid,
@@ -137,7 +127,7 @@ def node_cluster_update(
     A new size before deploy only changes the target; afterwards it is a scale, and the latest target wins
     while deploying or scaling.
     """
-    cluster = _locked_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
+    cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     if cluster.state == NodeClusterState.TERMINATED:
         raise StateConflict(kind="node cluster", operation="update", state=cluster.state, allowed=[])
     fields = ["updated_at"]
@@ -150,7 +140,11 @@ def node_cluster_update(
         cluster.tags = list(dict.fromkeys(tags))
         fields.append("tags")
         # The cluster's tags are its nodes' tags.
-        cluster.nodes.exclude(state=NodeState.TERMINATED).update(tags=cluster.tags)
+        retagged = list(
+            cluster.nodes.exclude(state=NodeState.TERMINATED).only("uuid", "owner", "node_cluster", "state")
+        )
+        cluster.nodes.filter(pk__in=[node.pk for node in retagged]).update(tags=cluster.tags)
+        events_record(node_event(node) for node in retagged)
         logs.append("Tags set to " + (", ".join(cluster.tags) or "(none)"))
     scaling = target_num_nodes is not None and target_num_nodes != cluster.target_num_nodes
     if scaling:
@@ -179,13 +173,14 @@ def node_cluster_update(
         fields.append("current_action")
         engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
     cluster.save(update_fields=fields)
+    event_record(node_cluster_event(cluster))
     return cluster, action, asynchronous
 
 
-@transaction.atomic
+@retried_atomic
 def node_cluster_terminate(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
     """Terminate every node and then the cluster; not reversible. The cluster stays listed once `Terminated`."""
-    cluster = _locked_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
+    cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     _check(cluster, NodeClusterOperation.TERMINATE)
     action = action_record(
         owner=owner,
@@ -200,16 +195,17 @@ def node_cluster_terminate(*, node_cluster_uuid, owner, context: RequestContext)
     cluster.target_num_nodes = 0
     action_supersede(node_cluster=cluster, new_action=action)
     cluster.save(update_fields=["state", "target_num_nodes", "current_action", "updated_at"])
+    event_record(node_cluster_event(cluster))
     engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
     return cluster, action
 
 
-@transaction.atomic
+@retried_atomic
 def node_cluster_docker_upgrade(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
     """Upgrade the Docker engine on every deployed node of the cluster, where the provider can."""
     from providers.registry import get_driver
 
-    cluster = _locked_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
+    cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     _check(cluster, NodeClusterOperation.DOCKER_UPGRADE)
     provider_name = cluster.region.provider.name
     if not get_driver(provider_name).supports_docker_upgrade:
@@ -222,7 +218,12 @@ def node_cluster_docker_upgrade(*, node_cluster_uuid, owner, context: RequestCon
         asynchronous=True,
         log="Upgrading Docker on every deployed node",
     )
-    upgraded = cluster.nodes.filter(state=NodeState.DEPLOYED).update(state=NodeState.UPGRADING)
-    action_log(action=action, message=f"{upgraded} node(s) queued for upgrade")
+    upgrading = list(cluster.nodes.filter(state=NodeState.DEPLOYED).only("uuid", "owner", "node_cluster"))
+    # Untouched by the engine, so the reconcile schedules their steps now rather than after ENGINE_STUCK_AFTER.
+    cluster.nodes.filter(pk__in=[node.pk for node in upgrading]).update(
+        state=NodeState.UPGRADING, engine_touched_at=None
+    )
+    events_record(node_event(node, state=NodeState.UPGRADING) for node in upgrading)
+    action_log(action=action, message=f"{len(upgrading)} node(s) queued for upgrade")
     engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
     return cluster, action

@@ -1,29 +1,12 @@
 """Node services: nickname and tags, terminate one node, health check, Docker upgrade."""
 
-from django.db import transaction
-
 from nodeclusters.choices import NODE_ALLOWED, NodeClusterState, NodeOperation, NodeState, allowed_operations
-from nodeclusters.exceptions import NotSupported, ObjectNotFound, StateConflict
-from nodeclusters.models import Action, Node, NodeCluster
+from nodeclusters.exceptions import NotSupported, StateConflict
+from nodeclusters.models import Action, Node
 
 from .actions import RequestContext, action_record, engine_schedule, engine_schedule_reconcile
-
-
-def _locked_node(*, node_uuid, owner) -> tuple[Node, NodeCluster | None]:
-    """The caller's node and its cluster, both row-locked (cluster first, the engine's lock order)."""
-    cluster_id = Node.objects.filter(uuid=node_uuid, owner=owner).values_list("node_cluster_id", flat=True).first()
-    cluster = None
-    if cluster_id is not None:
-        cluster = NodeCluster.objects.select_for_update(of=("self",)).get(pk=cluster_id)
-    try:
-        node = (
-            Node.objects.select_for_update(of=("self",))
-            .select_related("region__provider")
-            .get(uuid=node_uuid, owner=owner)
-        )
-    except Node.DoesNotExist:
-        raise ObjectNotFound() from None
-    return node, cluster
+from .events import event_record, node_cluster_event, node_event
+from .locks import lock_node, retried_atomic
 
 
 def _check(node: Node, operation: NodeOperation) -> None:
@@ -36,12 +19,12 @@ def _check(node: Node, operation: NodeOperation) -> None:
         )
 
 
-@transaction.atomic
+@retried_atomic
 def node_update(
     *, node_uuid, owner, context: RequestContext, nickname: str | None = None, tags: list[str] | None = None
 ) -> tuple[Node, Action]:
     """Rename a node and/or replace its tags."""
-    node, _ = _locked_node(node_uuid=node_uuid, owner=owner)
+    node, _ = lock_node(node_uuid=node_uuid, owner=owner)
     if node.state == NodeState.TERMINATED:
         raise StateConflict(kind="node", operation="update", state=node.state, allowed=[])
     fields, logs = [], []
@@ -55,19 +38,23 @@ def node_update(
         logs.append("Tags set to " + (", ".join(node.tags) or "(none)"))
     if fields:
         node.save(update_fields=fields)
+        event_record(node_event(node))
     action = action_record(
         owner=owner, name="Node Update", context=context, node=node, log="; ".join(logs) or "Nothing to change"
     )
     return node, action
 
 
-@transaction.atomic
+@retried_atomic
 def node_terminate(*, node_uuid, owner, context: RequestContext) -> tuple[Node, Action]:
     """Terminate one node; its cluster's desired size drops by one so the engine does not replace it."""
-    node, cluster = _locked_node(node_uuid=node_uuid, owner=owner)
+    node, cluster = lock_node(node_uuid=node_uuid, owner=owner)
     _check(node, NodeOperation.TERMINATE)
     node.state = NodeState.TERMINATING
-    node.save(update_fields=["state"])
+    # Untouched by the engine, so the reconcile schedules its step now rather than after ENGINE_STUCK_AFTER.
+    node.engine_touched_at = None
+    node.save(update_fields=["state", "engine_touched_at"])
+    event_record(node_event(node))
     action = action_record(
         owner=owner,
         name="Node Terminate",
@@ -83,14 +70,15 @@ def node_terminate(*, node_uuid, owner, context: RequestContext) -> tuple[Node, 
             cluster.state = NodeClusterState.SCALING
             fields.append("state")
         cluster.save(update_fields=fields)
+        event_record(node_cluster_event(cluster))
         engine_schedule_reconcile(node_cluster_uuid=cluster.uuid)
     return node, action
 
 
-@transaction.atomic
+@retried_atomic
 def node_health_check(*, node_uuid, owner, context: RequestContext) -> tuple[Node, Action]:
     """Ask the provider whether the node is up; it becomes `Deployed` or `Unreachable`."""
-    node, _ = _locked_node(node_uuid=node_uuid, owner=owner)
+    node, _ = lock_node(node_uuid=node_uuid, owner=owner)
     _check(node, NodeOperation.HEALTH_CHECK)
     action = action_record(
         owner=owner, name="Node Health Check", context=context, node=node, asynchronous=True, log="Checking health"
@@ -99,18 +87,20 @@ def node_health_check(*, node_uuid, owner, context: RequestContext) -> tuple[Nod
     return node, action
 
 
-@transaction.atomic
+@retried_atomic
 def node_docker_upgrade(*, node_uuid, owner, context: RequestContext) -> tuple[Node, Action]:
     """Upgrade the node's Docker engine, where its provider can; the node is `Upgrading` meanwhile."""
     from providers.registry import get_driver
 
-    node, cluster = _locked_node(node_uuid=node_uuid, owner=owner)
+    node, cluster = lock_node(node_uuid=node_uuid, owner=owner)
     _check(node, NodeOperation.DOCKER_UPGRADE)
     provider_name = node.region.provider.name
     if not get_driver(provider_name).supports_docker_upgrade:
         raise NotSupported(f"Provider '{provider_name}' does not support upgrading Docker on its nodes.")
     node.state = NodeState.UPGRADING
-    node.save(update_fields=["state"])
+    node.engine_touched_at = None  # as in node_terminate
+    node.save(update_fields=["state", "engine_touched_at"])
+    event_record(node_event(node))
     action = action_record(
         owner=owner,
         name="Node Docker Upgrade",

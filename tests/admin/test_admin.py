@@ -327,6 +327,24 @@ def test_api_key_add_shows_the_key_once_and_it_authenticates(dashboard, user, an
     assert api_key.last_used_at is not None
 
 
+def test_api_key_message_is_kept_in_the_session_never_in_a_cookie(dashboard, user, settings):
+    assert settings.MESSAGE_STORAGE == "django.contrib.messages.storage.session.SessionStorage"
+
+    added = dashboard.post(f"{API_KEYS_URL}add/", {"user": str(user.pk), "label": "ci"})
+    assert added.status_code == 302
+    assert "messages" not in added.cookies
+    shown = dashboard.get(added["Location"])
+    (match,) = filter(None, (RAW_KEY.search(text) for _, text in messages_of(shown)))
+
+    raw_key = match["raw_key"]
+    for response in (added, shown):
+        assert all(raw_key not in morsel.value for morsel in response.cookies.values())
+    assert all(raw_key not in morsel.value for morsel in dashboard.cookies.values())
+    # Shown once: the session no longer holds it after the page that displayed it.
+    assert raw_key not in dashboard.get(added["Location"]).content.decode()
+    assert raw_key not in str(dict(dashboard.session))
+
+
 def test_api_key_change_page_never_shows_the_key_again(dashboard, user):
     api_key, raw_key, _ = create_key_in_dashboard(dashboard, user)
 

@@ -20,7 +20,7 @@ def _command(service: dict) -> str:
 
 
 def test_the_stack_has_every_service(compose):
-    assert set(compose["services"]) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    assert set(compose["services"]) == {"postgres", "redis", "migrate", "web", "stream", "worker", "beat"}
     assert compose["services"]["postgres"]["image"] == "postgres:16"
     assert compose["services"]["redis"]["image"] == "redis:7"
     assert set(compose["volumes"]) == {"postgres-data", "redis-data", "app-data"}
@@ -35,25 +35,45 @@ def test_commands_run_the_right_programs(compose):
     assert "--bind 0.0.0.0:8000" in _command(services["web"])
     assert "celery -A tutum_api worker --pool threads" in _command(services["worker"])
     assert "celery -A tutum_api beat" in _command(services["beat"])
+    # The stream server: the ASGI application under uvicorn, with the websockets library (pings, back-pressure).
+    assert "uvicorn tutum_api.asgi:application" in _command(services["stream"])
+    assert "--port 8001 --ws websockets-sansio" in _command(services["stream"])
 
 
 def test_healthchecks_and_start_order(compose):
     services = compose["services"]
-    for name in ("postgres", "redis", "web", "worker"):
+    for name in ("postgres", "redis", "web", "stream", "worker"):
         assert services[name]["healthcheck"]["test"], name
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert "8001/healthz" in " ".join(services["stream"]["healthcheck"]["test"])
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "stream", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
 
 
 def test_every_app_container_gets_the_same_wiring(compose):
-    for name in ("migrate", "web", "worker", "beat"):
+    for name in ("migrate", "web", "stream", "worker", "beat"):
         env = compose["services"][name]["environment"]
         assert "@postgres:5432/" in env["DATABASE_URL"]
         assert env["CELERY_BROKER_URL"].startswith("redis://redis:6379/")
         assert env["SIMULATE_PROVIDERS"] == "${SIMULATE_PROVIDERS:-0}"  # real clouds unless the operator says so
+
+
+def test_the_secret_key_is_required_and_has_no_default(compose):
+    for name in ("migrate", "web", "stream", "worker", "beat"):
+        # `${VAR:?message}`: compose refuses to start, printing the message, when the variable is unset or empty.
+        value = compose["services"][name]["environment"]["DJANGO_SECRET_KEY"]
+        assert value.startswith("${DJANGO_SECRET_KEY:?"), value
+        assert ".env" in value
+    assert "change-me" not in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_env_example_leaves_the_secret_key_empty_and_says_how_to_make_one():
+    example = (ROOT / ".env.example").read_text()
+    assert re.search(r"^DJANGO_SECRET_KEY=$", example, flags=re.MULTILINE)
+    assert "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'" in example
+    assert "change-me" not in example
 
 
 def test_every_variable_the_compose_file_reads_is_documented():

@@ -5,12 +5,24 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["bench.api", "bench.engine", "bench.baseline", "bench.urls", "bench.__main__"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "bench.api",
+        "bench.engine",
+        "bench.baseline",
+        "bench.urls",
+        "bench.__main__",
+        "bench.broker",
+        "bench.soak",
+        "bench.stream",
+    ],
+)
 def test_a_benchmark_module_imports(module):
     importlib.import_module(module)
 
 
-@pytest.mark.parametrize("module", ["bench.api", "bench.engine"])
+@pytest.mark.parametrize("module", ["bench.api", "bench.engine", "bench.broker", "bench.soak", "bench.stream"])
 def test_a_benchmark_prints_its_options(module, capsys):
     with pytest.raises(SystemExit) as exit_info:
         importlib.import_module(module).main(["--help"])

@@ -22,6 +22,9 @@ from tests.support.engine import ROOT
 from tests.support.stack import RunStack, wait_for_output
 from tutum_api.broker import Transport
 
+# `make run`'s own stack (SQLite, embedded broker): the PostgreSQL pass of `make test` leaves it out.
+pytestmark = pytest.mark.stack
+
 _PROPERTIES = {"body_encoding": "base64", "delivery_info": {"exchange": "", "routing_key": "q"}}
 #: What a damaged or half-written row can hold, each a different way of failing to become a message.
 UNDECODABLE_PAYLOADS = {

@@ -18,6 +18,9 @@ from nodeclusters.management.commands.runstack import Supervisor
 from tests.support.engine import wait_until
 from tests.support.stack import RunStack, wait_for_output
 
+# `make run`'s own stack (SQLite, embedded broker): the PostgreSQL pass of `make test` leaves it out.
+pytestmark = pytest.mark.stack
+
 
 def _child(stack: RunStack, name: str) -> psutil.Process:
     """runstack's child running `name` ("gunicorn", "worker", "beat"), waiting for it after a restart."""

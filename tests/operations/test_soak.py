@@ -3,8 +3,13 @@ clusters scale up and down and a client reads (the soak of bench/soak.py at CI s
 
 from __future__ import annotations
 
+import pytest
+
 from bench.soak import SOAK_ENV, soak
 from tests.support.stack import RunStack
+
+# `make run`'s own stack (SQLite, embedded broker): the PostgreSQL pass of `make test` leaves it out.
+pytestmark = pytest.mark.stack
 
 #: Seconds of load in CI; `python -m bench.soak --minutes 10` runs the long one.
 CI_SOAK_SECONDS = 90
