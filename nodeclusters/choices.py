@@ -109,3 +109,18 @@ class EventAction(models.TextChoices):
 
 #: Action states after which an action never changes again: a followed action log ends there.
 ACTION_FINAL_STATES = frozenset({ActionState.SUCCESS, ActionState.FAILED, ActionState.CANCELED})
+
+
+class ActionName(models.TextChoices):
+    """What an action is called (Tutum's `action` field); the engine also looks actions up by name."""
+
+    NODE_CLUSTER_CREATE = "Node Cluster Create"
+    NODE_CLUSTER_DEPLOY = "Node Cluster Deploy"
+    NODE_CLUSTER_UPDATE = "Node Cluster Update"
+    NODE_CLUSTER_SCALE = "Node Cluster Scale"
+    NODE_CLUSTER_TERMINATE = "Node Cluster Terminate"
+    NODE_CLUSTER_DOCKER_UPGRADE = "Node Cluster Docker Upgrade"
+    NODE_UPDATE = "Node Update"
+    NODE_TERMINATE = "Node Terminate"
+    NODE_HEALTH_CHECK = "Node Health Check"
+    NODE_DOCKER_UPGRADE = "Node Docker Upgrade"

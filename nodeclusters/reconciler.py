@@ -22,6 +22,7 @@ from .choices import (
     NODE_CLUSTER_BUSY_STATES,
     NODE_IN_TRANSIT_STATES,
     NODE_UP_STATES,
+    ActionName,
     ActionState,
     EventAction,
     NodeClusterState,
@@ -268,7 +269,7 @@ def _finish_docker_upgrade(cluster: NodeCluster, live: list[Node]) -> None:
     if any(node.state == NodeState.UPGRADING for node in live):
         return
     for action in cluster.actions.filter(
-        Q(action="Node Cluster Docker Upgrade"), state__in=ACTION_OPEN_STATES, node__isnull=True
+        Q(action=ActionName.NODE_CLUSTER_DOCKER_UPGRADE), state__in=ACTION_OPEN_STATES, node__isnull=True
     ):
         action_finish(action=action, state=ActionState.SUCCESS, message="Every node upgraded")
 

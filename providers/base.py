@@ -9,6 +9,19 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from providers.errors import PermanentProviderError, ProviderError, TransientProviderError
+from providers.instrumentation import OPERATIONS, instrument
+
+__all__ = [
+    "Instance",
+    "InstanceState",
+    "NodeDriver",
+    "NodeSpec",
+    "PermanentProviderError",
+    "ProviderError",
+    "TransientProviderError",
+]
+
 # Tag keys written on every instance we create. The node uuid tag is how a retried create finds the instance
 # an earlier attempt made instead of creating a twin; the owner tag is how the leak sweep tells our instances
 # from anyone else's in the same account.
@@ -59,18 +72,6 @@ class Instance:
         return self.state in (InstanceState.TERMINATING, InstanceState.TERMINATED)
 
 
-class ProviderError(Exception):
-    """Base class of every error a driver raises."""
-
-
-class TransientProviderError(ProviderError):
-    """Worth retrying later: throttling, 5xx answers, timeouts, a connection that dropped."""
-
-
-class PermanentProviderError(ProviderError):
-    """Retrying will not help: bad credentials, unknown image or size, quota exceeded, invalid options."""
-
-
 class NodeDriver(ABC):
     """One cloud provider. Methods are verb-noun, take plain values and return plain dataclasses.
 
@@ -85,8 +86,6 @@ class NodeDriver(ABC):
     def __init_subclass__(cls, **kwargs):
         """Every driver's provider-facing methods are counted and timed (see providers.instrumentation)."""
         super().__init_subclass__(**kwargs)
-        from providers.instrumentation import OPERATIONS, instrument
-
         for operation in OPERATIONS:
             method = cls.__dict__.get(operation)
             if callable(method) and not getattr(method, "__instrumented__", False):

@@ -5,6 +5,8 @@ import time
 
 from prometheus_client import Counter, Histogram
 
+from providers.errors import PermanentProviderError, TransientProviderError
+
 PROVIDER_CALLS = Counter("tutum_provider_calls_total", "Provider driver calls", ["provider", "operation"])
 PROVIDER_ERRORS = Counter("tutum_provider_errors_total", "Provider driver errors", ["provider", "operation", "kind"])
 PROVIDER_LATENCY = Histogram(
@@ -17,7 +19,6 @@ OPERATIONS = ("create_node", "find_node", "get_node", "destroy_node", "list_node
 
 def instrument(method):
     """Wrap one driver method: count it, time it, and count its errors as transient or permanent."""
-    from providers.base import PermanentProviderError, TransientProviderError
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):

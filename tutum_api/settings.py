@@ -264,8 +264,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180)
+# No global time limits: the threads pool the worker runs enforces none. Each task declares its own (they hold in
+# a prefork pool), and every driver call carries network timeouts of its own, which is what bounds a step here.
 CELERY_TASK_IGNORE_RESULT = True
 # Celery's Django fixup would close every database connection around every task; tutum_api/celery.py manages
 # them per task the way Django does per request instead, so this only stops the fixup from doing it.
@@ -281,7 +281,6 @@ ENGINE_SWEEP_INTERVAL = env_float("ENGINE_SWEEP_INTERVAL", 15.0)
 ENGINE_POLL_INTERVAL = env_float("ENGINE_POLL_INTERVAL", 2.0)
 ENGINE_HEALTH_CHECK_INTERVAL = env_float("ENGINE_HEALTH_CHECK_INTERVAL", 300.0)
 ENGINE_STUCK_AFTER = env_float("ENGINE_STUCK_AFTER", 60.0)
-ENGINE_LEAK_GRACE_SECONDS = env_float("ENGINE_LEAK_GRACE_SECONDS", 120.0)
 
 # Providers: the catalog's provider names map to driver classes. SIMULATE_PROVIDERS serves them all from the
 # simulated cloud so the reference's examples run without a cloud account.

@@ -15,6 +15,7 @@ from nodeclusters.choices import (
     ACTION_RETRYABLE_STATES,
     NODE_CLUSTER_ALLOWED,
     NODE_UP_STATES,
+    ActionName,
     ActionState,
     EventAction,
     NodeClusterOperation,
@@ -124,7 +125,7 @@ def action_blocking_scale(*, node_cluster: NodeCluster) -> Action | None:
     if not node_cluster.nodes.filter(state=NodeState.UPGRADING).exists():
         return None
     return node_cluster.actions.filter(
-        action="Node Cluster Docker Upgrade", node__isnull=True, state__in=ACTION_OPEN_STATES
+        action=ActionName.NODE_CLUSTER_DOCKER_UPGRADE, node__isnull=True, state__in=ACTION_OPEN_STATES
     ).first()
 
 

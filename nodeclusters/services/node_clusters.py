@@ -3,6 +3,7 @@
 from nodeclusters.api import uris
 from nodeclusters.choices import (
     NODE_CLUSTER_ALLOWED,
+    ActionName,
     EventAction,
     NodeClusterOperation,
     NodeClusterState,
@@ -85,7 +86,7 @@ def node_cluster_create(
         state=NodeClusterState.INIT,
     )
     event_record(node_cluster_event(cluster, EventAction.CREATE))
-    action = action_record(owner=owner, name="Node Cluster Create", context=context, node_cluster=cluster)
+    action = action_record(owner=owner, name=ActionName.NODE_CLUSTER_CREATE, context=context, node_cluster=cluster)
     return cluster, action
 
 
@@ -96,7 +97,7 @@ def node_cluster_deploy(*, node_cluster_uuid, owner, context: RequestContext) ->
     _check(cluster, NodeClusterOperation.DEPLOY)
     action = action_record(
         owner=owner,
-        name="Node Cluster Deploy",
+        name=ActionName.NODE_CLUSTER_DEPLOY,
         context=context,
         node_cluster=cluster,
         asynchronous=True,
@@ -156,7 +157,7 @@ def node_cluster_update(
         fields.append("target_num_nodes")
     action = action_record(
         owner=owner,
-        name="Node Cluster Scale" if asynchronous else "Node Cluster Update",
+        name=ActionName.NODE_CLUSTER_SCALE if asynchronous else ActionName.NODE_CLUSTER_UPDATE,
         context=context,
         node_cluster=cluster,
         asynchronous=asynchronous,
@@ -184,7 +185,7 @@ def node_cluster_terminate(*, node_cluster_uuid, owner, context: RequestContext)
     _check(cluster, NodeClusterOperation.TERMINATE)
     action = action_record(
         owner=owner,
-        name="Node Cluster Terminate",
+        name=ActionName.NODE_CLUSTER_TERMINATE,
         context=context,
         node_cluster=cluster,
         asynchronous=True,
@@ -212,7 +213,7 @@ def node_cluster_docker_upgrade(*, node_cluster_uuid, owner, context: RequestCon
         raise NotSupported(f"Provider '{provider_name}' does not support upgrading Docker on its nodes.")
     action = action_record(
         owner=owner,
-        name="Node Cluster Docker Upgrade",
+        name=ActionName.NODE_CLUSTER_DOCKER_UPGRADE,
         context=context,
         node_cluster=cluster,
         asynchronous=True,

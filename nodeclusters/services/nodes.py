@@ -1,6 +1,13 @@
 """Node services: nickname and tags, terminate one node, health check, Docker upgrade."""
 
-from nodeclusters.choices import NODE_ALLOWED, NodeClusterState, NodeOperation, NodeState, allowed_operations
+from nodeclusters.choices import (
+    NODE_ALLOWED,
+    ActionName,
+    NodeClusterState,
+    NodeOperation,
+    NodeState,
+    allowed_operations,
+)
 from nodeclusters.exceptions import NotSupported, StateConflict
 from nodeclusters.models import Action, Node
 
@@ -40,7 +47,7 @@ def node_update(
         node.save(update_fields=fields)
         event_record(node_event(node))
     action = action_record(
-        owner=owner, name="Node Update", context=context, node=node, log="; ".join(logs) or "Nothing to change"
+        owner=owner, name=ActionName.NODE_UPDATE, context=context, node=node, log="; ".join(logs) or "Nothing to change"
     )
     return node, action
 
@@ -57,7 +64,7 @@ def node_terminate(*, node_uuid, owner, context: RequestContext) -> tuple[Node, 
     event_record(node_event(node))
     action = action_record(
         owner=owner,
-        name="Node Terminate",
+        name=ActionName.NODE_TERMINATE,
         context=context,
         node=node,
         asynchronous=True,
@@ -81,7 +88,12 @@ def node_health_check(*, node_uuid, owner, context: RequestContext) -> tuple[Nod
     node, _ = lock_node(node_uuid=node_uuid, owner=owner)
     _check(node, NodeOperation.HEALTH_CHECK)
     action = action_record(
-        owner=owner, name="Node Health Check", context=context, node=node, asynchronous=True, log="Checking health"
+        owner=owner,
+        name=ActionName.NODE_HEALTH_CHECK,
+        context=context,
+        node=node,
+        asynchronous=True,
+        log="Checking health",
     )
     engine_schedule("nodeclusters.check_node_health", node.uuid, action.uuid)
     return node, action
@@ -103,7 +115,7 @@ def node_docker_upgrade(*, node_uuid, owner, context: RequestContext) -> tuple[N
     event_record(node_event(node))
     action = action_record(
         owner=owner,
-        name="Node Docker Upgrade",
+        name=ActionName.NODE_DOCKER_UPGRADE,
         context=context,
         node=node,
         asynchronous=True,

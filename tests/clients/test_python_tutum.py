@@ -8,6 +8,9 @@ import pytest
 
 from tests.clients.conftest import CONVERGE_SECONDS, json_lines, require_stream_host, unique_name
 
+# `make run`'s own stack (SQLite, embedded broker): the PostgreSQL pass of `make test` leaves it out.
+pytestmark = pytest.mark.stack
+
 #: Python 2.7. Each event as one JSON line; the handlers' own calls as lines with a "client" key.
 EVENTS_SCRIPT = """\
 from __future__ import print_function
@@ -15,9 +18,6 @@ import json
 import sys
 
 import tutum
-
-# `make run`'s own stack (SQLite, embedded broker): the PostgreSQL pass of `make test` leaves it out.
-pytestmark = pytest.mark.stack
 
 
 def emit(value):

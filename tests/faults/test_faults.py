@@ -1,6 +1,7 @@
 """Fault injection with real processes: a killed worker, a broker outage, a database restart, failing creates,
 a burst of concurrent scales and a leak made on purpose. Every test is bounded in time and request count."""
 
+import os
 import random
 import shutil
 import subprocess
@@ -109,11 +110,12 @@ def _restart_postgres() -> None:
     )
 
 
-@pytest.mark.skipif(
-    not shutil.which("pg_ctlcluster") or not Path("/etc/postgresql").exists(),
-    reason="needs a Debian PostgreSQL cluster this test may restart",
-)
 def test_a_database_restart_during_a_scale_converges(user, start_engine):
+    if not shutil.which("pg_ctlcluster") or not Path("/etc/postgresql").exists():
+        reason = "needs a Debian PostgreSQL cluster this test may restart"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)  # CI's machine has one: a skip there would hide a test that never runs
+        pytest.skip(reason)
     engine = start_engine(env={**SIMULATED, "SIMULATED_BOOT_SECONDS": "2"})
     api = Api(engine.start_web(), user)
     uuid = api.create_cluster("restart", 10)

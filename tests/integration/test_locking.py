@@ -12,6 +12,7 @@ from nodeclusters import node_steps, reconciler, services
 from nodeclusters.choices import ActionState, NodeState
 from nodeclusters.models import Action, NodeCluster
 from nodeclusters.services.locks import retried_atomic
+from providers import registry
 from tests import factories
 from tests.support.clouds import TwinningCloud
 from tests.support.engine import wait_until
@@ -110,7 +111,7 @@ def test_a_deploy_step_holding_past_its_lease_leaves_no_twin(postgres, user, cat
         let_go.wait(timeout=30)
 
     cloud.hold_create(slow_provider)
-    with mock.patch.object(node_steps, "get_driver", return_value=cloud):
+    with mock.patch.object(registry, "get_driver", return_value=cloud):
         first, first_outcome = in_thread(lambda: node_steps.node_deploy_step(node.uuid))
         assert in_create.wait(timeout=10)
         time.sleep(1.2)  # the first step's lease runs out while the provider still has not answered

@@ -14,6 +14,7 @@ from nodeclusters import node_steps, reconciler, services
 from nodeclusters.choices import ActionState, NodeClusterState, NodeState
 from nodeclusters.models import Action, Event, Node
 from nodeclusters.services import actions as action_services
+from providers import registry
 from tests import factories
 from tests.support.clouds import TwinningCloud
 
@@ -26,7 +27,7 @@ CONTEXT = factories.CONTEXT
 @pytest.fixture
 def cloud():
     cloud = TwinningCloud()
-    with mock.patch.object(node_steps, "get_driver", return_value=cloud):
+    with mock.patch.object(registry, "get_driver", return_value=cloud):
         yield cloud
 
 

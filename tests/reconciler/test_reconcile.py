@@ -399,7 +399,7 @@ def test_one_poll_watches_every_booting_instance_of_the_cluster(user, catalog, s
     cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=3))
     run_round(cluster.uuid)  # creates the three instances; they boot for an hour
     assert set(cluster.nodes.values_list("state", flat=True)) == {NodeState.DEPLOYING}
-    with mock.patch.object(node_steps, "engine_schedule") as schedule:
+    with mock.patch.object(node_steps.deploy, "engine_schedule") as schedule:
         assert node_steps.node_cluster_poll_step(cluster.uuid).outcome is node_steps.Outcome.WAITING
         node_steps.schedule_cluster_poll(cluster.uuid)  # e.g. a deploy step landing meanwhile
     # The poll scheduled its successor once; the step landing meanwhile found it scheduled.
