@@ -466,3 +466,28 @@ def test_failed_logins_on_the_stream_are_throttled_per_address(alice, settings):
     assert before[0]["type"] == "nodecluster"
     assert all(message["data"]["errorMessage"] == "UNAUTHORIZED" for message in guesses)
     assert after == {"type": "error", "data": {"errorMessage": "UNAUTHORIZED"}}  # blocked: the right key too
+
+
+def test_events_reach_clients_while_the_celery_broker_is_down(alice, monkeypatch):
+    """The outbox does not go through the broker: a deploy accepted while it is down is still streamed."""
+    from celery import current_app
+    from kombu.exceptions import OperationalError
+
+    user, key = alice
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("broker unreachable")
+
+    monkeypatch.setattr(current_app, "send_task", broker_down)
+
+    async def scenario():
+        cluster = await create_cluster(user)
+        socket = await connect("/v1/events", apikey_header(user, key))
+        await database_sync_to_async(services.node_cluster_deploy)(
+            node_cluster_uuid=cluster.uuid, owner=user, context=factories.CONTEXT
+        )
+        messages = await receive_until(socket, lambda m: m["type"] == "nodecluster")
+        await socket.disconnect()
+        return messages
+
+    assert [(m["type"], m["state"]) for m in run(scenario)] == [("action", "In progress"), ("nodecluster", "Deploying")]
