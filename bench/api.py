@@ -61,9 +61,9 @@ def seed_data(*, clusters: int, nodes: int, actions: int) -> Seed:
     from django.utils import timezone
 
     from nodeclusters import services
-    from nodeclusters.api import uris
     from nodeclusters.choices import ActionState, NodeClusterState
     from nodeclusters.models import Action, ActionLogLine, Node, NodeCluster, NodeType, Region
+    from nodeclusters.wire import uris
 
     user_model = get_user_model()
     region = Region.objects.select_related("provider").get(provider__name="digitalocean", name="lon1")

@@ -13,10 +13,10 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
-from nodeclusters.api import uris
-from nodeclusters.api.dates import format_rfc2822
 from nodeclusters.choices import NODE_UP_STATES
 from nodeclusters.services import api_key_authenticate
+from nodeclusters.wire import uris
+from nodeclusters.wire.dates import format_rfc2822
 
 # The page is cut in the inner query (its window count is the total before LIMIT), so the per-cluster arrays and
 # counts are computed for the page's rows only.

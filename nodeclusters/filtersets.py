@@ -1,41 +1,106 @@
-"""List filters (django-filter): explicit per resource; a bad value (unknown state, malformed URI) is a 400."""
+"""List filters (django-filter): explicit per resource; a bad value (unknown state, malformed URI) is a 400.
+
+The exception is `uuid__startswith`, which takes any text (see `canonical_uuid_prefix`). What each filter takes is
+the pattern the OpenAPI document states for it (`api/schema.py`), checked as is: no surrounding whitespace is
+trimmed where the pattern has none. An empty value (`?state=`) is no filter, as the document says
+(`allowEmptyValue`).
+"""
 
 import datetime
-import re
+import uuid as uuid_module
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from .api import dates, uris
-from .api.pagination import TastypiePagination
 from .choices import ActionState, NodeClusterState, NodeState
 from .models import Action, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
+from .wire import uris
+from .wire.dates import parse_date_input
+from .wire.grammar import (
+    DATE_INPUT_DESCRIPTION,
+    DATE_INPUT_PATTERN,
+    UUID_REGEX,
+    fullmatch,
+    uri_input_pattern,
+)
+
+#: Text filters (`name`, `docker_version`): anything but NUL, which Django's forms refuse (and PostgreSQL could not
+#: compare).
+TEXT_FILTER_SCHEMA = {"type": "string", "pattern": r"^[^\x00]*$", "description": "Exact match; no NUL character."}
 
 
-class ResourceURIFormField(forms.CharField):
-    """A resource URI of one kind, cleaned to its lookup values."""
+@extend_schema_field(TEXT_FILTER_SCHEMA)
+class TextFilter(django_filters.CharFilter):
+    """An exact match on text."""
 
-    def __init__(self, *args, kind: str, **kwargs):
-        self.kind = kind
-        super().__init__(*args, **kwargs)
+
+class PatternFormField(forms.CharField):
+    """Text that must match `pattern` exactly as sent; `convert` turns it into the filter's value."""
+
+    pattern = ""
+    message = "%(value)r is not valid here."
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, strip=False, **kwargs)
 
     def clean(self, value):
         value = super().clean(value)
         if value in (None, ""):
             return None
-        try:
-            return uris.parse(self.kind, value)
-        except uris.InvalidResourceURI as error:
+        if not fullmatch(self.pattern, value):
             # Messages are %-formatted downstream: the caller's text goes in as a parameter, never as the format.
-            raise ValidationError("%(reason)s", params={"reason": str(error)}) from None
+            raise ValidationError(self.message, params={"value": value})
+        return self.convert(value)
+
+    def convert(self, value):
+        return value
 
 
-@extend_schema_field(OpenApiTypes.STR)
+class UUIDFormField(PatternFormField):
+    pattern = rf"^{UUID_REGEX}$"
+    message = "%(value)r is not a uuid (32 hex digits, dashes optional)."
+
+    def convert(self, value):
+        return uuid_module.UUID(value)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": rf"^{UUID_REGEX}$",
+        "example": uris.EXAMPLES["nodecluster"].split("/")[-2],
+        "description": "The whole uuid, any case, dashes optional.",
+    }
+)
+class UUIDFilter(django_filters.Filter):
+    field_class = UUIDFormField
+
+
+class ResourceURIFormField(PatternFormField):
+    """A resource URI of one kind (or a full URL), cleaned to its lookup values."""
+
+    def __init__(self, *args, kind: str, **kwargs):
+        self.kind = kind
+        self.pattern = uri_input_pattern(kind)
+        self.message = f"%(value)r is not a {kind} resource URI; expected one like {uris.EXAMPLES[kind]}"
+        super().__init__(*args, **kwargs)
+
+    def convert(self, value):
+        return uris.parse(self.kind, value)  # the pattern keeps out what it cannot parse
+
+
+def uri_filter_schema(kind: str) -> dict:
+    return {
+        "type": "string",
+        "pattern": uri_input_pattern(kind),
+        "example": uris.EXAMPLES[kind],
+        "description": f"A {kind} resource URI (or full URL; the last slash optional).",
+    }
+
+
 class ResourceURIFilter(django_filters.Filter):
     """Filter by a resource URI: `lookups` maps the URI's parts (e.g. provider, name) to ORM lookups."""
 
@@ -44,6 +109,7 @@ class ResourceURIFilter(django_filters.Filter):
     def __init__(self, *args, kind: str, lookups: dict[str, str], **kwargs):
         self.lookups = lookups
         super().__init__(*args, kind=kind, **kwargs)
+        extend_schema_field(uri_filter_schema(kind))(self)
 
     def filter(self, qs, value):
         if not value:
@@ -51,23 +117,30 @@ class ResourceURIFilter(django_filters.Filter):
         return qs.filter(**{orm: value[part] for part, orm in self.lookups.items()}).distinct()
 
 
-class DateFormField(forms.CharField):
-    """A date in RFC 2822 (as the API writes them) or ISO 8601."""
+class DateFormField(PatternFormField):
+    """A date in RFC 2822 (as the API writes them) or ISO 8601: `DATE_INPUT_PATTERN`."""
 
-    def clean(self, value):
-        value = super().clean(value)
-        if value in (None, ""):
-            return None
-        try:
-            return dates.parse_any(value)
-        except ValueError as error:
-            raise ValidationError("%(reason)s", params={"reason": str(error)}) from None
+    pattern = DATE_INPUT_PATTERN
+    message = (
+        "%(value)r is not a date; use RFC 2822 ('Tue, 16 Sep 2014 17:01:15 +0000') or ISO 8601 "
+        "('2014-09-16T17:01:15Z', '2014-09-16') with a day that exists."
+    )
+
+    def convert(self, value):
+        return parse_date_input(value)
 
 
 _LAST_SECOND = datetime.datetime.max.replace(microsecond=0, tzinfo=datetime.UTC)
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": DATE_INPUT_PATTERN,
+        "example": "Tue, 16 Sep 2014 17:01:15 +0000",
+        "description": DATE_INPUT_DESCRIPTION,
+    }
+)
 class DateFilter(django_filters.Filter):
     """Dates are rendered to the second, so `__lte` a rendered date covers that whole second."""
 
@@ -79,43 +152,91 @@ class DateFilter(django_filters.Filter):
         return super().filter(qs, value)
 
 
-class StrictBooleanFormField(forms.CharField):
-    """`true`/`false` (or 1/0); anything else is a 400 rather than silently ignored."""
+class StrictBooleanFormField(PatternFormField):
+    """`true`/`false` (or 1/0, any case); anything else is a 400 rather than silently ignored."""
 
     VALUES = {"true": True, "1": True, "false": False, "0": False}
+    pattern = r"^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"
+    message = "Expected true or false, got %(value)r."
 
-    def clean(self, value):
-        value = super().clean(value)
-        if value in (None, ""):
-            return None
-        try:
-            return self.VALUES[value.lower()]
-        except KeyError:
-            raise ValidationError("Expected true or false, got %(value)r.", params={"value": value}) from None
+    def convert(self, value):
+        return self.VALUES[value.lower()]
 
 
-@extend_schema_field(OpenApiTypes.BOOL)
+@extend_schema_field(
+    {"type": "boolean", "description": "`true` or `false` (`1`/`0` and any case are read the same way)."}
+)
 class StrictBooleanFilter(django_filters.Filter):
     field_class = StrictBooleanFormField
 
 
-_UUID_PREFIX = re.compile(r"^[0-9a-fA-F-]{1,36}$")
+#: The `object` filter of actions: a node cluster's or a node's resource URI.
+OBJECT_PATTERN = uri_input_pattern("nodecluster", "node")
 
 
-class UUIDPrefixFormField(forms.CharField):
-    def clean(self, value):
-        value = super().clean(value)
-        if value and not _UUID_PREFIX.match(value):
-            raise ValidationError("uuid__startswith takes the first characters of a UUID (hex digits and dashes).")
-        return value.lower() if value else value
+_HEX_DIGITS = frozenset("0123456789abcdef")
+#: Hex digits before each dash of a uuid's canonical form; like the URLs, a prefix may leave any of them out.
+_DASH_AFTER = (8, 12, 16, 20)
+_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 
 
-@extend_schema_field(OpenApiTypes.STR)
+def canonical_uuid_prefix(text: str) -> str | None:
+    """The start of a uuid in canonical form (lower case, dashed), or None when no uuid starts with `text`.
+
+    The official CLI looks an identifier up as a uuid prefix before trying it as a name, so any text must be a
+    valid query: one that cannot start a uuid simply matches nothing. Canonical form, because PostgreSQL compares
+    against the dashed text of the uuid (SQLite against its 32 digits, with Django dropping the dashes).
+    """
+    digits: list[str] = []
+    dashed = False  # the last character was a dash: two in a row start no uuid
+    for char in text.lower():
+        if char == "-":
+            if dashed or len(digits) not in _DASH_AFTER:
+                return None
+            dashed = True
+        elif char in _HEX_DIGITS:
+            digits.append(char)
+            dashed = False
+        else:
+            return None
+    if len(digits) > 32:
+        return None
+    hex_digits = "".join(digits)
+    return "-".join(hex_digits[start:end] for start, end in _GROUPS if hex_digits[start:end])
+
+
+#: What a uuid prefix no uuid can start with cleans to.
+NO_UUID = object()
+
+
+class UUIDPrefixFormField(forms.Field):
+    """Any text (a NUL too: it never reaches the database): a uuid prefix, or `NO_UUID`."""
+
+    def to_python(self, value):
+        text = (value or "").strip()
+        if not text:
+            return ""
+        prefix = canonical_uuid_prefix(text)
+        return NO_UUID if prefix is None else prefix
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "description": "The first characters of the uuid (any case, dashes optional); text no uuid starts with "
+        "matches nothing.",
+    }
+)
 class UUIDPrefixFilter(django_filters.Filter):
+    """`uuid__startswith`: the first characters of the uuid, any case, dashes optional. Text that cannot start a
+    uuid (a name, say) matches nothing rather than being a 400: clients try it before `name=`."""
+
     field_class = UUIDPrefixFormField
 
     def filter(self, qs, value):
-        return qs.filter(uuid__istartswith=value) if value else qs
+        if value is NO_UUID:
+            return qs.none()
+        return qs.filter(uuid__startswith=value) if value else qs
 
 
 def _region(prefix: str) -> dict[str, str]:
@@ -127,10 +248,10 @@ def _node_type(prefix: str) -> dict[str, str]:
 
 
 class NodeClusterFilterSet(django_filters.FilterSet):
-    uuid = django_filters.UUIDFilter()
+    uuid = UUIDFilter()
     uuid__startswith = UUIDPrefixFilter()
     state = django_filters.ChoiceFilter(choices=NodeClusterState.choices)
-    name = django_filters.CharFilter()
+    name = TextFilter()
     region = ResourceURIFilter(kind="region", lookups=_region(""))
     node_type = ResourceURIFilter(kind="nodetype", lookups=_node_type(""))
 
@@ -140,13 +261,13 @@ class NodeClusterFilterSet(django_filters.FilterSet):
 
 
 class NodeFilterSet(django_filters.FilterSet):
-    uuid = django_filters.UUIDFilter()
+    uuid = UUIDFilter()
     uuid__startswith = UUIDPrefixFilter()
     state = django_filters.ChoiceFilter(choices=NodeState.choices)
     node_cluster = ResourceURIFilter(kind="nodecluster", lookups={"uuid": "node_cluster__uuid"})
     node_type = ResourceURIFilter(kind="nodetype", lookups=_node_type(""))
     region = ResourceURIFilter(kind="region", lookups=_region(""))
-    docker_version = django_filters.CharFilter()
+    docker_version = TextFilter()
 
     class Meta:
         model = Node
@@ -154,13 +275,22 @@ class NodeFilterSet(django_filters.FilterSet):
 
 
 class ActionFilterSet(django_filters.FilterSet):
-    uuid = django_filters.UUIDFilter()
+    uuid = UUIDFilter()
+    uuid__startswith = UUIDPrefixFilter()
     state = django_filters.ChoiceFilter(choices=ActionState.choices)
     start_date__gte = DateFilter(field_name="start_date", lookup_expr="gte")
     start_date__lte = DateFilter(field_name="start_date", lookup_expr="lte")
     end_date__gte = DateFilter(field_name="end_date", lookup_expr="gte")
     end_date__lte = DateFilter(field_name="end_date", lookup_expr="lte")
-    object = django_filters.CharFilter(method="filter_object")
+    object = extend_schema_field(
+        {
+            "type": "string",
+            "pattern": OBJECT_PATTERN,
+            "example": uris.EXAMPLES["nodecluster"],
+            "description": "A node cluster's or a node's resource URI (or full URL): the actions on it; with "
+            "`include_related=true` also those of its nodes (or of its cluster).",
+        }
+    )(django_filters.CharFilter(method="filter_object", strip=False))
     include_related = StrictBooleanFilter(method="filter_noop")
 
     class Meta:
@@ -173,6 +303,8 @@ class ActionFilterSet(django_filters.FilterSet):
     def filter_object(self, queryset, name, value):
         """Actions on one object; with include_related, also those of its relatives (cluster <-> nodes)."""
         related = self.form.cleaned_data.get("include_related")
+        if not fullmatch(OBJECT_PATTERN, value):  # also what `uris.parse` cannot take (`http://[`, once a 500)
+            raise _invalid_object(value)
         for kind in ("nodecluster", "node"):
             try:
                 found = uris.parse(kind, value)
@@ -198,7 +330,7 @@ def _invalid_object(value):
 
 
 class ProviderFilterSet(django_filters.FilterSet):
-    name = django_filters.CharFilter()
+    name = TextFilter()
 
     class Meta:
         model = Provider
@@ -206,7 +338,7 @@ class ProviderFilterSet(django_filters.FilterSet):
 
 
 class RegionFilterSet(django_filters.FilterSet):
-    name = django_filters.CharFilter()
+    name = TextFilter()
     provider = ResourceURIFilter(kind="provider", lookups={"name": "provider__name"})
 
     class Meta:
@@ -215,7 +347,7 @@ class RegionFilterSet(django_filters.FilterSet):
 
 
 class AvailabilityZoneFilterSet(django_filters.FilterSet):
-    name = django_filters.CharFilter()
+    name = TextFilter()
     region = ResourceURIFilter(kind="region", lookups=_region(""))
 
     class Meta:
@@ -224,7 +356,7 @@ class AvailabilityZoneFilterSet(django_filters.FilterSet):
 
 
 class NodeTypeFilterSet(django_filters.FilterSet):
-    name = django_filters.CharFilter()
+    name = TextFilter()
     regions = ResourceURIFilter(kind="region", lookups={"provider": "regions__provider__name", "name": "regions__name"})
     availability_zones = ResourceURIFilter(
         kind="az",
@@ -238,13 +370,3 @@ class NodeTypeFilterSet(django_filters.FilterSet):
     class Meta:
         model = NodeType
         fields = []
-
-
-class FilterBackend(DjangoFilterBackend):
-    """django-filter, skipped for a request with no query parameter but the page's: it would build a form for
-    nothing, on every bare list page."""
-
-    def filter_queryset(self, request, queryset, view):
-        if set(request.query_params) <= TastypiePagination.query_params:
-            return queryset
-        return super().filter_queryset(request, queryset, view)

@@ -182,7 +182,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["nodeclusters.api.parsers.TutumJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["drf_orjson_renderer.renderers.ORJSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "nodeclusters.api.pagination.TastypiePagination",
-    "DEFAULT_FILTER_BACKENDS": ["nodeclusters.filtersets.FilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["nodeclusters.api.filters.FilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["nodeclusters.api.authentication.ApiKeyRateThrottle"],
     "EXCEPTION_HANDLER": "nodeclusters.api.errors.tutum_exception_handler",
     "UNAUTHENTICATED_USER": None,

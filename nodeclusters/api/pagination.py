@@ -7,17 +7,22 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+#: The largest offset: well inside the 64-bit integers SQLite and PostgreSQL take for OFFSET (a larger one was a 500),
+#: and past any list's end.
+MAX_OFFSET = 2**31 - 1
 
-def _non_negative_int(request, name: str, default: int) -> int:
+
+def _non_negative_int(request, name: str, default: int, maximum: int | None = None) -> int:
+    """The parameter's value: ASCII digits only, as the document's `integer` reads (Python's int() would also
+    take a sign, spaces, `_` and other scripts' digits); empty or absent is the default."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
+    if not (raw.isascii() and raw.isdigit()):
         raise ValidationError({name: [f"{name} must be a non-negative integer, got {raw!r}"]})
+    value = int(raw)
+    if maximum is not None and value > maximum:
+        raise ValidationError({name: [f"{name} must be at most {maximum}, got {raw!r}"]})
     return value
 
 
@@ -42,7 +47,7 @@ class TastypiePagination(LimitOffsetPagination):
         return min(limit, self.max_limit)
 
     def get_offset(self, request) -> int:
-        return _non_negative_int(request, self.offset_query_param, 0)
+        return _non_negative_int(request, self.offset_query_param, 0, MAX_OFFSET)
 
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
@@ -75,6 +80,25 @@ class TastypiePagination(LimitOffsetPagination):
             return None
         return self._page_path(max(self.offset - self.limit, 0))
 
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return [
+            {
+                "name": self.limit_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Objects per page (default {self.default_limit}); a larger value than "
+                f"{self.max_limit} (API_MAX_PAGE_SIZE) is read as {self.max_limit}, which `meta.limit` shows.",
+                "schema": {"type": "integer", "minimum": 1, "example": self.default_limit},
+            },
+            {
+                "name": self.offset_query_param,
+                "required": False,
+                "in": "query",
+                "description": "How many objects to skip (default 0); past the end, the page is empty.",
+                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+            },
+        ]
+
     def get_paginated_response_schema(self, schema: dict) -> dict:
         page_link = {"type": "string", "nullable": True, "example": "/api/v1/nodecluster/?limit=25&offset=25"}
         return {
@@ -85,11 +109,11 @@ class TastypiePagination(LimitOffsetPagination):
                     "type": "object",
                     "required": ["limit", "next", "offset", "previous", "total_count"],
                     "properties": {
-                        "limit": {"type": "integer", "example": 25},
+                        "limit": {"type": "integer", "minimum": 1, "example": 25},
                         "next": page_link,
-                        "offset": {"type": "integer", "example": 0},
+                        "offset": {"type": "integer", "minimum": 0, "example": 0},
                         "previous": page_link,
-                        "total_count": {"type": "integer", "example": 1},
+                        "total_count": {"type": "integer", "minimum": 0, "example": 1},
                     },
                 },
                 "objects": schema,

@@ -4,30 +4,124 @@ Output serializers declare their fields (for the schema) but build the dict dire
 25 clusters with dozens of URIs each, and per-field serializer machinery would dominate its cost.
 """
 
-from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+import json
+
 from rest_framework import serializers
 
 from nodeclusters.choices import ActionState, NodeClusterState, NodeState
-from nodeclusters.models import Action, AvailabilityZone, Node, NodeType, Provider, Region
+from nodeclusters.models import Action, ActionLogLine, AvailabilityZone, Node, NodeType, Provider, Region
+from nodeclusters.wire import uris
+from nodeclusters.wire.dates import format_rfc2822
+from nodeclusters.wire.grammar import decimal_range_pattern, fullmatch, uri_input_pattern
 
-from . import uris
-from .dates import format_rfc2822
-from .schema import DateField, TagsField, uri_field, uri_list
+from .schema import (
+    BLANK_NAME_PATTERN,
+    MAX_NAME_LENGTH,
+    MAX_TAGS,
+    NAME_PATTERN,
+    TAG_NAME_PATTERN,
+    DateField,
+    TagsField,
+    max_nodes_per_cluster,
+    uri_field,
+    uri_list,
+)
 
-MAX_NODES_PER_CLUSTER = getattr(settings, "MAX_NODES_PER_CLUSTER", 1000)
-MAX_TAGS = 64
+MAX_NODES_PER_CLUSTER = max_nodes_per_cluster()
 
 
-@extend_schema_field(TagsField)
+def _has_surrogate(text: str) -> bool:
+    """Whether JSON's `\\udXXX` escapes put a lone surrogate in the text (no database can store one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class TextField(serializers.Field):
+    """Free text (a name, a nickname): at most `max_length` characters as sent, no NUL, not only whitespace
+    unless `blank`; stored without the whitespace around it. The document states it as `pattern`."""
+
+    default_error_messages = {
+        "invalid": "Expected a string.",
+        "max_length": "At most {max_length} characters.",
+        "nul": "May not contain NUL or unpaired surrogate characters.",
+        "blank": "May not be blank.",
+    }
+
+    def __init__(self, *, max_length: int, blank: bool = False, **kwargs):
+        self.max_length = max_length
+        self.pattern = BLANK_NAME_PATTERN if blank else NAME_PATTERN
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if len(data) > self.max_length:  # first: the pattern then only ever reads a short string
+            self.fail("max_length", max_length=self.max_length)
+        if "\x00" in data or _has_surrogate(data):
+            self.fail("nul")
+        if not fullmatch(self.pattern, data):
+            self.fail("blank")
+        return data.strip()
+
+    def to_representation(self, value):
+        return value
+
+
+class NumberField(serializers.Field):
+    """An integer in a range, as a JSON integer or as its decimal text (Tutum's CLI sends `--disk` as text).
+    Never a boolean or a fraction. The document states it as `integer_schema`."""
+
+    default_error_messages = {"invalid": "Expected an integer from {low} to {high}."}
+
+    def __init__(self, *, min_value: int, max_value: int, **kwargs):
+        self.min_value, self.max_value = min_value, max_value
+        self.text_pattern = decimal_range_pattern(min_value, max_value)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and fullmatch(self.text_pattern, data):
+            return int(data)
+        if isinstance(data, int) and not isinstance(data, bool) and self.min_value <= data <= self.max_value:
+            return data
+        self.fail("invalid", low=self.min_value, high=self.max_value)
+
+    def to_representation(self, value):
+        return value
+
+
+class QueryNumberField(serializers.Field):
+    """A whole number in a query string: ASCII digits only (no sign, space or `_`, which Python's int() takes)."""
+
+    default_error_messages = {"invalid": "Expected a whole number from {low} to {high}."}
+
+    def __init__(self, *, min_value: int, max_value: int, **kwargs):
+        self.min_value, self.max_value = min_value, max_value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and fullmatch(r"^[0-9]+$", data) and self.min_value <= int(data) <= self.max_value:
+            return int(data)
+        self.fail("invalid", low=self.min_value, high=self.max_value)
+
+    def to_representation(self, value):
+        return value
+
+
 class TagListField(serializers.Field):
-    """Tutum's tags: `[{"name": "tag-1"}, ...]` (plain strings are accepted too); stored as a list of names."""
+    """Tutum's tags: `[{"name": "tag-1"}, ...]` (plain strings are accepted too); stored as a list of names.
+    The document states it as `tag_list_schema`."""
 
     default_error_messages = {
         # Doubled braces: DRF's fail() runs these messages through str.format.
         "invalid": 'Expected a list of tags such as [{{"name": "tag-1"}}].',
         "too_many": f"At most {MAX_TAGS} tags.",
-        "bad_name": "Tag names are 1 to 128 printable characters; got {value!r}.",
+        "bad_name": (
+            f"Tag names are at most {MAX_NAME_LENGTH} characters, not only whitespace, with no control character, "
+            "line separator or bidirectional control; got {value!r}."
+        ),
     }
 
     def to_internal_value(self, data):
@@ -40,10 +134,9 @@ class TagListField(serializers.Field):
             name = item.get("name") if isinstance(item, dict) and set(item) <= {"name", "origin"} else item
             if not isinstance(name, str):
                 self.fail("invalid")
-            name = name.strip()
-            if not name or len(name) > 128 or not name.isprintable():
+            if len(name) > MAX_NAME_LENGTH or _has_surrogate(name) or not fullmatch(TAG_NAME_PATTERN, name):
                 self.fail("bad_name", value=name)
-            names.append(name)
+            names.append(name.strip())
         return names
 
     def to_representation(self, value):
@@ -58,10 +151,12 @@ class CatalogURIField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        try:
-            parts = uris.parse(self.kind, data)
-        except uris.InvalidResourceURI as error:
-            raise serializers.ValidationError(str(error)) from None
+        # The document's pattern first: it also keeps out what `uris.parse` cannot take (`http://[`).
+        if not fullmatch(uri_input_pattern(self.kind), data) or _has_surrogate(data):
+            raise serializers.ValidationError(
+                f"Expected a {self.kind} resource URI such as {uris.EXAMPLES[self.kind]}, got {data!r}."
+            )
+        parts = uris.parse(self.kind, data)
         if self.kind == "region":
             found = Region.objects.select_related("provider").filter(
                 provider__name=parts["provider"], name=parts["name"]
@@ -80,20 +175,33 @@ class CatalogURIField(serializers.Field):
         raise NotImplementedError  # input only
 
 
-@extend_schema_field(
-    {"type": "string", "pattern": r"^/api/v1/region/[^/]+/[^/]+/$", "example": uris.EXAMPLES["region"]}
-)
 class RegionURIField(CatalogURIField):
     def __init__(self, **kwargs):
         super().__init__(kind="region", **kwargs)
 
 
-@extend_schema_field(
-    {"type": "string", "pattern": r"^/api/v1/nodetype/[^/]+/[^/]+/$", "example": uris.EXAMPLES["nodetype"]}
-)
 class NodeTypeURIField(CatalogURIField):
     def __init__(self, **kwargs):
         super().__init__(kind="nodetype", **kwargs)
+
+
+class ProviderOptionsField(serializers.Field):
+    """`provider_options`: an object (null is the same as `{}`); the service checks it against the provider."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError('Expected an object such as {"vpc": {"id": "vpc-..."}}.')
+        if _has_surrogate(json.dumps(data, ensure_ascii=False)):
+            raise serializers.ValidationError("May not contain unpaired surrogate characters.")
+        return data
+
+    def validate_empty_values(self, data):
+        if data is None:
+            return (True, {})  # null: no options, as Tutum's clients send for other providers
+        return super().validate_empty_values(data)
+
+    def to_representation(self, value):
+        return value
 
 
 class StrictSerializer(serializers.Serializer):
@@ -103,6 +211,8 @@ class StrictSerializer(serializers.Serializer):
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
         unknown = sorted(set(data) - {name for name, field in self.fields.items() if not field.read_only})
+        # Named in the answer as sent, but half a surrogate pair (a JSON escape) could not be written back out.
+        unknown = [name.encode("utf-8", "backslashreplace").decode() for name in unknown]
         if unknown:
             writable = ", ".join(name for name, field in self.fields.items() if not field.read_only)
             raise serializers.ValidationError(
@@ -112,33 +222,24 @@ class StrictSerializer(serializers.Serializer):
 
 
 class NodeClusterCreateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=128)
+    name = TextField(max_length=MAX_NAME_LENGTH)
     node_type = NodeTypeURIField()
     region = RegionURIField()
-    target_num_nodes = serializers.IntegerField(min_value=0, max_value=MAX_NODES_PER_CLUSTER, default=1)
-    disk = serializers.IntegerField(min_value=10, max_value=16384, default=60)
-    nickname = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    target_num_nodes = NumberField(min_value=0, max_value=MAX_NODES_PER_CLUSTER, default=1)
+    disk = NumberField(min_value=10, max_value=16384, default=60, help_text="Disk size of each node, in GB")
+    nickname = TextField(max_length=MAX_NAME_LENGTH, blank=True, required=False, default="")
     tags = TagListField(required=False, default=list)
-    provider_options = serializers.JSONField(
-        required=False, default=dict, help_text='AWS only: {"vpc": {"id", "subnets", "security_groups"}, "iam": {...}}'
-    )
-
-    def validate_provider_options(self, value):
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise serializers.ValidationError('Expected an object such as {"vpc": {"id": "vpc-..."}}.')
-        return value
+    provider_options = ProviderOptionsField(required=False, default=dict)
 
 
 class NodeClusterUpdateSerializer(StrictSerializer):
-    target_num_nodes = serializers.IntegerField(min_value=0, max_value=MAX_NODES_PER_CLUSTER, required=False)
+    target_num_nodes = NumberField(min_value=0, max_value=MAX_NODES_PER_CLUSTER, required=False)
     tags = TagListField(required=False)
-    nickname = serializers.CharField(max_length=128, required=False, allow_blank=False)
+    nickname = TextField(max_length=MAX_NAME_LENGTH, required=False)
 
 
 class NodeUpdateSerializer(StrictSerializer):
-    nickname = serializers.CharField(max_length=255, required=False, allow_blank=False)
+    nickname = TextField(max_length=255, required=False)
     tags = TagListField(required=False)
 
 
@@ -243,7 +344,11 @@ class NodeSerializer(serializers.Serializer):
 
 
 class ActionSerializer(serializers.Serializer):
-    """Output: an action with every attribute of Tutum's reference, plus its logs."""
+    """Output: an action with every attribute of Tutum's reference.
+
+    No `logs` key: python-tutum copies every key onto its Action object, where one named `logs` would hide the
+    `Action.logs()` method the official CLI calls. The log is read at `/api/v1/action/<uuid>/logs/` instead.
+    """
 
     uuid = serializers.UUIDField()
     resource_uri = uri_field("action")
@@ -261,7 +366,6 @@ class ActionSerializer(serializers.Serializer):
     is_user_action = serializers.BooleanField()
     can_be_canceled = serializers.BooleanField()
     can_be_retried = serializers.BooleanField()
-    logs = serializers.CharField()
 
     def to_representation(self, action: Action) -> dict:
         return {
@@ -281,8 +385,37 @@ class ActionSerializer(serializers.Serializer):
             "is_user_action": action.is_user_action,
             "can_be_canceled": action.can_be_canceled,
             "can_be_retried": action.can_be_retried,
-            "logs": action.logs,
         }
+
+
+class ActionLogQuerySerializer(serializers.Serializer):
+    """Input: the query of an action's log."""
+
+    # The ceiling only keeps the number a valid SQL LIMIT; any tail longer than the log is the whole log.
+    tail = QueryNumberField(
+        min_value=0, max_value=2**31 - 1, required=False, help_text="Only the last N lines (default: every line)"
+    )
+
+
+class ActionLogLineSerializer(serializers.Serializer):
+    """Output: one line of an action's log, shaped like the Stream API's log messages."""
+
+    type = serializers.CharField(help_text="Always `log`, as in the Stream API")
+    log = serializers.CharField(help_text="The line's text")
+    timestamp = serializers.IntegerField(help_text="When the line was written, in Unix seconds")
+
+    def to_representation(self, line: ActionLogLine) -> dict:
+        return {"type": "log", "log": line.message, "timestamp": int(line.created_at.timestamp())}
+
+
+class ActionLogSerializer(serializers.Serializer):
+    """Output: an action's log lines, oldest first."""
+
+    objects = ActionLogLineSerializer(many=True)
+
+    def to_representation(self, lines: list[ActionLogLine]) -> dict:
+        line_serializer = ActionLogLineSerializer()
+        return {"objects": [line_serializer.to_representation(line) for line in lines]}
 
 
 class ProviderSerializer(serializers.Serializer):

@@ -2,9 +2,10 @@
 
 from django.urls import re_path
 
+from nodeclusters.wire.grammar import UUID_REGEX
+
 from . import views
 from .errors import api_not_found
-from .views import UUID_REGEX
 
 SEGMENT = r"[^/\x00]+"  # NUL never belongs in a name (PostgreSQL refuses it), so such paths are a plain 404
 
@@ -13,8 +14,8 @@ def route(pattern: str, view, name: str):
     return re_path(rf"^{pattern}/?$", view, name=name)
 
 
-def resource(prefix: str, viewset, lookup: str, *, writable=(), detail_routes=(), name: str):
-    """The list, detail and per-object action routes of one resource."""
+def resource(prefix: str, viewset, lookup: str, *, writable=(), detail_routes=(), detail_reads=(), name: str):
+    """The list, detail and per-object routes of one resource: `detail_routes` are POSTs, `detail_reads` GETs."""
     list_methods = {"get": "list"}
     detail_methods = {"get": "retrieve"}
     if "create" in writable:
@@ -27,8 +28,11 @@ def resource(prefix: str, viewset, lookup: str, *, writable=(), detail_routes=()
         route(prefix, viewset.as_view(list_methods), f"{name}-list"),
         route(f"{prefix}/{lookup}", viewset.as_view(detail_methods), f"{name}-detail"),
     ]
-    for path, method_name in detail_routes:
-        patterns.append(route(f"{prefix}/{lookup}/{path}", viewset.as_view({"post": method_name}), f"{name}-{path}"))
+    for methods, routes in (("post", detail_routes), ("get", detail_reads)):
+        for path, method_name in routes:
+            # The @route decorator's options (e.g. renderers), as a DRF router would pass them.
+            view = viewset.as_view({methods: method_name}, **getattr(viewset, method_name).kwargs)
+            patterns.append(route(f"{prefix}/{lookup}/{path}", view, f"{name}-{path}"))
     return patterns
 
 
@@ -57,6 +61,7 @@ urlpatterns = [
         views.ActionViewSet,
         uuid,
         detail_routes=[("cancel", "cancel"), ("retry", "retry")],
+        detail_reads=[("logs", "logs")],
         name="action",
     ),
     *resource("provider", views.ProviderViewSet, rf"(?P<name>{SEGMENT})", name="provider"),

@@ -3,6 +3,9 @@
 import json
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -15,6 +18,7 @@ from rest_framework import serializers as drf_serializers
 from rest_framework.decorators import action as route
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from nodeclusters import selectors, services
@@ -28,16 +32,47 @@ from nodeclusters.filtersets import (
     RegionFilterSet,
 )
 from nodeclusters.models import Action
+from nodeclusters.wire import uris
 
-from . import serializers, uris
-from .schema import errors
+from . import serializers
+from .renderers import PlainTextRenderer, errors_as_json
+from .schema import (
+    FIRST_LISTED,
+    ITS_ACTION,
+    THE_OBJECT,
+    LinkedResponse,
+    catalog_links,
+    errors,
+    links,
+    uri_list_item,
+)
 
 ACTION_HEADER = "X-Tutum-Action-URI"
-UUID_REGEX = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class TutumAutoSchema(AutoSchema):
+    """drf-spectacular's inspector (here, not in schema.py: importing it loads DRF's views, whose filter backend
+    imports schema.py), plus links on responses and what every optional query parameter shares."""
+
+    def _get_response_for_code(self, serializer, status_code, media_types=None, direction="response"):
+        response = super()._get_response_for_code(serializer, status_code, media_types, direction)
+        if isinstance(serializer, LinkedResponse):
+            response["links"] = serializer.links
+        return response
+
+    def _get_parameters(self):
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            if parameter["in"] == "query" and not parameter.get("required"):
+                # Every list filter, page parameter and option reads `?name=` as if `name` were not given.
+                parameter["allowEmptyValue"] = True
+        return parameters
 
 
 class TutumViewSetMixin:
     """What every resource shares: request context for actions, responses carrying the action's URI."""
+
+    schema = TutumAutoSchema()
 
     def request_context(self) -> services.RequestContext:
         data = self.request.data  # parsing here makes a non-JSON body a 415 on every write
@@ -65,15 +100,36 @@ class TutumViewSetMixin:
         return self.get_queryset().get(pk=pk)
 
 
-def accepted(serializer, description: str) -> OpenApiResponse:
-    return OpenApiResponse(serializer, description=f"{description}; X-Tutum-Action-URI names the action")
+# Links from each answer to the operations on the objects it names, so a client (or a fuzzer's stateful phase)
+# can follow a created cluster, its nodes and the actions every write records.
+CLUSTER_ITSELF = links("nodecluster", THE_OBJECT, via="the cluster")
+CLUSTER_FIRST_NODE = links("node", uri_list_item("node", "/nodes/0"), via="its first node")
+CLUSTER_FIRST_ACTION = links("action", uri_list_item("action", "/actions/0"), via="its first action")
+NODE_ITSELF = links("node", THE_OBJECT, via="the node")
+NODE_CLUSTER = links("nodecluster", uri_list_item("nodecluster", "/node_cluster"), via="its cluster")
+ACTION_ITSELF = links("action", THE_OBJECT, via="the action")
+ACTION_ON_CLUSTER = links("nodecluster", uri_list_item("nodecluster", "/object"), via="the cluster acted on")
+ACTION_ON_NODE = links("node", uri_list_item("node", "/object"), via="the node acted on")
+RECORDED_ACTION = links("action", ITS_ACTION, via="the action recorded")
+
+
+def accepted(serializer, description: str, *, follow: dict) -> OpenApiResponse:
+    """A write's answer: the object, the action's URI in a header, and links to both."""
+    return LinkedResponse(
+        serializer, f"{description}; X-Tutum-Action-URI names the action", links={**follow, **RECORDED_ACTION}
+    )
+
+
+def found(serializer, *, follow: dict) -> OpenApiResponse:
+    return LinkedResponse(serializer, "", links=follow)
 
 
 #: Every write answers with the resource URI of the action it recorded.
 ACTION_HEADER_PARAMETER = OpenApiParameter(
     ACTION_HEADER,
-    str,
+    {"type": "string", "pattern": r"^/api/v1/action/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/$"},
     OpenApiParameter.HEADER,
+    required=True,
     response=[200, 201, 202],
     description="Resource URI of the action this call recorded, e.g. /api/v1/action/<uuid>/",
 )
@@ -83,38 +139,67 @@ def write_schema(**kwargs):
     return extend_schema(parameters=[ACTION_HEADER_PARAMETER], **kwargs)
 
 
+CLUSTER_WRITE_FOLLOWS = {**CLUSTER_ITSELF, **CLUSTER_FIRST_NODE}
+
+
 @extend_schema_view(
-    list=extend_schema(summary="List node clusters", responses={200: serializers.NodeClusterSerializer, **errors(400)}),
+    list=extend_schema(
+        summary="List node clusters",
+        responses={
+            200: found(serializers.NodeClusterSerializer, follow=links("nodecluster", FIRST_LISTED, via="the first")),
+            **errors(400),
+        },
+    ),
     retrieve=extend_schema(
-        summary="Get a node cluster", responses={200: serializers.NodeClusterSerializer, **errors(404)}
+        summary="Get a node cluster",
+        responses={
+            200: found(serializers.NodeClusterSerializer, follow={**CLUSTER_WRITE_FOLLOWS, **CLUSTER_FIRST_ACTION}),
+            **errors(404),
+        },
     ),
     create=write_schema(
         summary="Create a node cluster (state Init; nothing is deployed yet)",
         request=serializers.NodeClusterCreateSerializer,
-        responses={201: accepted(serializers.NodeClusterSerializer, "Created"), **errors(400, 413, 415)},
+        responses={
+            201: accepted(serializers.NodeClusterSerializer, "Created", follow=CLUSTER_ITSELF),
+            **errors(400, 413, 415),
+        },
     ),
     partial_update=write_schema(
         summary="Scale, retag or rename a node cluster",
         request=serializers.NodeClusterUpdateSerializer,
         responses={
-            200: accepted(serializers.NodeClusterSerializer, "Changed at once (tags, nickname, target before deploy)"),
-            202: accepted(serializers.NodeClusterSerializer, "Scaling started"),
+            200: accepted(
+                serializers.NodeClusterSerializer,
+                "Changed at once (tags, nickname, target before deploy)",
+                follow=CLUSTER_WRITE_FOLLOWS,
+            ),
+            202: accepted(serializers.NodeClusterSerializer, "Scaling started", follow=CLUSTER_WRITE_FOLLOWS),
             **errors(400, 404, 409, 413, 415),
         },
     ),
     destroy=write_schema(
-        summary="Terminate a node cluster and all its nodes",
-        responses={202: accepted(serializers.NodeClusterSerializer, "Terminating"), **errors(400, 404, 409, 413, 415)},
+        summary="Terminate a node cluster and all its nodes (it stays listed, Terminating then Terminated)",
+        responses={
+            202: accepted(serializers.NodeClusterSerializer, "Terminating", follow=CLUSTER_WRITE_FOLLOWS),
+            **errors(400, 404, 409, 413, 415),
+        },
     ),
     deploy=write_schema(
         summary="Deploy a node cluster created in Init",
         request=None,
-        responses={202: accepted(serializers.NodeClusterSerializer, "Deploying"), **errors(400, 404, 409, 413, 415)},
+        responses={
+            202: accepted(serializers.NodeClusterSerializer, "Deploying", follow=CLUSTER_WRITE_FOLLOWS),
+            **errors(400, 404, 409, 413, 415),
+        },
     ),
     docker_upgrade=write_schema(
         summary="Upgrade Docker on every deployed node of the cluster",
         request=None,
-        responses={202: accepted(serializers.NodeClusterSerializer, "Upgrading"), **errors(400, 404, 409, 413, 415)},
+        responses={
+            202: accepted(serializers.NodeClusterSerializer, "Upgrading", follow=CLUSTER_WRITE_FOLLOWS),
+            **errors(400, 404, 409, 413, 415),
+        },
     ),
 )
 class NodeClusterViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -163,26 +248,47 @@ class NodeClusterViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.Retrie
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List nodes", responses={200: serializers.NodeSerializer, **errors(400)}),
-    retrieve=extend_schema(summary="Get a node", responses={200: serializers.NodeSerializer, **errors(404)}),
+    list=extend_schema(
+        summary="List nodes",
+        responses={
+            200: found(serializers.NodeSerializer, follow=links("node", FIRST_LISTED, via="the first")),
+            **errors(400),
+        },
+    ),
+    retrieve=extend_schema(
+        summary="Get a node",
+        responses={200: found(serializers.NodeSerializer, follow={**NODE_ITSELF, **NODE_CLUSTER}), **errors(404)},
+    ),
     partial_update=write_schema(
         summary="Rename or retag a node",
         request=serializers.NodeUpdateSerializer,
-        responses={200: accepted(serializers.NodeSerializer, "Changed"), **errors(400, 404, 409, 413, 415)},
+        responses={
+            200: accepted(serializers.NodeSerializer, "Changed", follow=NODE_ITSELF),
+            **errors(400, 404, 409, 413, 415),
+        },
     ),
     destroy=write_schema(
-        summary="Terminate a node",
-        responses={202: accepted(serializers.NodeSerializer, "Terminating"), **errors(400, 404, 409, 413, 415)},
+        summary="Terminate a node (it stays listed, Terminating then Terminated)",
+        responses={
+            202: accepted(serializers.NodeSerializer, "Terminating", follow=NODE_ITSELF),
+            **errors(400, 404, 409, 413, 415),
+        },
     ),
     health_check=write_schema(
         summary="Check that the node is reachable",
         request=None,
-        responses={202: accepted(serializers.NodeSerializer, "Check started"), **errors(400, 404, 409, 413, 415)},
+        responses={
+            202: accepted(serializers.NodeSerializer, "Check started", follow=NODE_ITSELF),
+            **errors(400, 404, 409, 413, 415),
+        },
     ),
     docker_upgrade=write_schema(
         summary="Upgrade Docker on the node",
         request=None,
-        responses={202: accepted(serializers.NodeSerializer, "Upgrading"), **errors(400, 404, 409, 413, 415)},
+        responses={
+            202: accepted(serializers.NodeSerializer, "Upgrading", follow=NODE_ITSELF),
+            **errors(400, 404, 409, 413, 415),
+        },
     ),
 )
 class NodeViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -221,22 +327,52 @@ class NodeViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModel
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List actions, newest first", responses={200: serializers.ActionSerializer, **errors(400)}
+        summary="List actions, newest first",
+        responses={
+            200: found(serializers.ActionSerializer, follow=links("action", FIRST_LISTED, via="the first")),
+            **errors(400),
+        },
     ),
-    retrieve=extend_schema(summary="Get an action", responses={200: serializers.ActionSerializer, **errors(404)}),
+    retrieve=extend_schema(
+        summary="Get an action",
+        responses={
+            200: found(serializers.ActionSerializer, follow={**ACTION_ITSELF, **ACTION_ON_CLUSTER, **ACTION_ON_NODE}),
+            **errors(404),
+        },
+    ),
     cancel=write_schema(
         summary="Cancel a pending or in-progress action",
         request=None,
-        responses={202: accepted(serializers.ActionSerializer, "Canceling"), **errors(400, 404, 409, 413, 415)},
+        responses={
+            202: accepted(serializers.ActionSerializer, "Canceling", follow=ACTION_ITSELF),
+            **errors(400, 404, 409, 413, 415),
+        },
     ),
     retry=write_schema(
         summary="Run a finished cluster action again",
         request=None,
-        responses={202: accepted(serializers.ActionSerializer, "In progress again"), **errors(400, 404, 409, 413, 415)},
+        responses={
+            202: accepted(serializers.ActionSerializer, "In progress again", follow=ACTION_ITSELF),
+            **errors(400, 404, 409, 413, 415),
+        },
+    ),
+    logs=extend_schema(
+        summary="Read an action's log",
+        description=(
+            "JSON by default: the lines as the Stream API's log messages, oldest first. With `Accept: text/plain` "
+            "or `?format=text`, plain text: one line per log line, each starting with its UTC time in ISO 8601. "
+            "Errors are JSON either way."
+        ),
+        parameters=[serializers.ActionLogQuerySerializer],
+        responses={
+            (200, "application/json"): serializers.ActionLogSerializer,
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="`<ISO 8601 UTC time> <message>` lines"),
+            **errors(400, 404, only_json=True),
+        },
     ),
 )
 class ActionViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """`/api/v1/action/`: list, get, cancel, retry."""
+    """`/api/v1/action/`: list, get, cancel, retry, and the action's log."""
 
     serializer_class = serializers.ActionSerializer
     filterset_class = ActionFilterSet
@@ -244,6 +380,20 @@ class ActionViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMod
 
     def get_queryset(self) -> QuerySet:
         return selectors.action_list(owner=self.request.user)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        return errors_as_json(super().finalize_response(request, response, *args, **kwargs))
+
+    # Not a key of the action's JSON: python-tutum would copy it over its `Action.logs()` method.
+    @route(detail=True, methods=["get"], renderer_classes=[*api_settings.DEFAULT_RENDERER_CLASSES, PlainTextRenderer])
+    def logs(self, request, uuid=None):
+        query = serializers.ActionLogQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        lines = selectors.action_log_lines(action=self.get_object(), tail=query.validated_data.get("tail"))
+        if isinstance(request.accepted_renderer, PlainTextRenderer):
+            # Not DRF's Response: it drops the Content-Type of an empty body (`?tail=0`, an action with no log).
+            return HttpResponse("".join(line.render() for line in lines), content_type="text/plain; charset=utf-8")
+        return Response(serializers.ActionLogSerializer(lines).data)
 
     @route(detail=True, methods=["post"])
     def cancel(self, request, uuid=None):
@@ -258,15 +408,20 @@ class ActionViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMod
         return self.action_response(self.refetch(action.pk), action, status.HTTP_202_ACCEPTED)
 
 
-def catalog_schema(serializer, noun: str):
+def catalog_schema(serializer, noun: str, kind: str):
     return extend_schema_view(
-        list=extend_schema(summary=f"List {noun}s", responses={200: serializer, **errors(400)}),
+        list=extend_schema(
+            summary=f"List {noun}s",
+            responses={200: found(serializer, follow=catalog_links(kind)), **errors(400)},
+        ),
         retrieve=extend_schema(summary=f"Get a {noun}", responses={200: serializer, **errors(404)}),
     )
 
 
 class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Read-only catalog resources, looked up by the names in their URI (`provider/name`)."""
+
+    schema = TutumAutoSchema()
 
     #: URL keyword -> ORM lookup used to fetch one object.
     lookups: dict[str, str] = {}
@@ -279,7 +434,7 @@ class CatalogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return obj
 
 
-@catalog_schema(serializers.ProviderSerializer, "provider")
+@catalog_schema(serializers.ProviderSerializer, "provider", "provider")
 class ProviderViewSet(CatalogViewSet):
     serializer_class = serializers.ProviderSerializer
     filterset_class = ProviderFilterSet
@@ -289,7 +444,7 @@ class ProviderViewSet(CatalogViewSet):
         return selectors.provider_list()
 
 
-@catalog_schema(serializers.RegionSerializer, "region")
+@catalog_schema(serializers.RegionSerializer, "region", "region")
 class RegionViewSet(CatalogViewSet):
     serializer_class = serializers.RegionSerializer
     filterset_class = RegionFilterSet
@@ -299,7 +454,7 @@ class RegionViewSet(CatalogViewSet):
         return selectors.region_list()
 
 
-@catalog_schema(serializers.AvailabilityZoneSerializer, "availability zone")
+@catalog_schema(serializers.AvailabilityZoneSerializer, "availability zone", "az")
 class AvailabilityZoneViewSet(CatalogViewSet):
     serializer_class = serializers.AvailabilityZoneSerializer
     filterset_class = AvailabilityZoneFilterSet
@@ -309,7 +464,7 @@ class AvailabilityZoneViewSet(CatalogViewSet):
         return selectors.availability_zone_list()
 
 
-@catalog_schema(serializers.NodeTypeSerializer, "node type")
+@catalog_schema(serializers.NodeTypeSerializer, "node type", "nodetype")
 class NodeTypeViewSet(CatalogViewSet):
     serializer_class = serializers.NodeTypeSerializer
     filterset_class = NodeTypeFilterSet
@@ -321,6 +476,8 @@ class NodeTypeViewSet(CatalogViewSet):
 
 class AuthView(APIView):
     """`/api/v1/auth/`: 200 with the caller's username when the credentials are good (clients verify keys here)."""
+
+    schema = TutumAutoSchema()
 
     @extend_schema(
         summary="Check credentials",

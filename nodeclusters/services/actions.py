@@ -8,7 +8,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from nodeclusters.api import uris
 from nodeclusters.choices import (
     ACTION_CANCELABLE_STATES,
     ACTION_OPEN_STATES,
@@ -25,6 +24,7 @@ from nodeclusters.choices import (
 )
 from nodeclusters.exceptions import StateConflict
 from nodeclusters.models import Action, ActionLogLine, Node, NodeCluster
+from nodeclusters.wire import uris
 
 from .events import action_event, event_record, events_record, node_cluster_event
 from .locks import lock_cluster_actions, lock_cluster_for_action, retried_atomic

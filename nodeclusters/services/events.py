@@ -17,9 +17,9 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from nodeclusters.api import uris
 from nodeclusters.choices import EventAction, EventType
 from nodeclusters.models import Action, Event, Node, NodeCluster
+from nodeclusters.wire import uris
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,5 @@
 """Node cluster services: create, deploy, update (scale, tags, nickname), terminate, Docker upgrade."""
 
-from nodeclusters.api import uris
 from nodeclusters.choices import (
     NODE_CLUSTER_ALLOWED,
     ActionName,
@@ -12,6 +11,7 @@ from nodeclusters.choices import (
 )
 from nodeclusters.exceptions import InvalidRequest, NotSupported, StateConflict
 from nodeclusters.models import Action, NodeCluster, NodeType, Region
+from nodeclusters.wire import uris
 
 from .actions import (
     RequestContext,

@@ -17,11 +17,11 @@ import orjson
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from nodeclusters.api.dates import format_rfc2822
 from nodeclusters.choices import ACTION_FINAL_STATES, EventType
 from nodeclusters.models import ActionLogLine, Event
 from nodeclusters.selectors import EVENT_FIELDS
 from nodeclusters.services.events import events_last_sequence, events_pending, events_sequence, hint_channel
+from nodeclusters.wire.dates import format_rfc2822
 
 logger = logging.getLogger(__name__)
 

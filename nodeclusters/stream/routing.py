@@ -3,7 +3,7 @@
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import re_path
 
-from nodeclusters.api.views import UUID_REGEX
+from nodeclusters.wire.grammar import UUID_REGEX
 
 from . import consumers
 from .auth import StreamAuthMiddleware

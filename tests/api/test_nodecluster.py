@@ -1,6 +1,7 @@
 """`/api/v1/nodecluster/`: create, list, get, PATCH (scale, tags, nickname), DELETE, deploy, docker-upgrade."""
 
 import datetime
+import json
 
 import pytest
 from django.conf import settings
@@ -580,6 +581,60 @@ def test_create_and_patch_refuse_bad_tag_names(client, cluster, tags):
     assert "tags" in assert_error(patch, 400)["errors"]
     assert NodeCluster.objects.count() == 1
     assert cluster_snapshot(cluster) == before
+
+
+@pytest.mark.parametrize("tags", [["a\u0007b"], ["line\u2028break"], ["\u202eevil"], [" "]])
+def test_create_and_patch_refuse_tag_names_with_control_characters(client, cluster, tags):
+    create = client.post(LIST_URL, create_body(tags=tags), format="json")
+    patch = client.patch(cluster_url(cluster), {"tags": tags}, format="json")
+
+    assert "tags" in assert_error(create, 400)["errors"]
+    assert "tags" in assert_error(patch, 400)["errors"]
+
+
+def test_create_takes_numbers_as_text_and_trims_names(client):
+    """Tutum's CLI sends `--disk` as text; the document states numbers as an integer or its decimal text."""
+    body = create_body(name="  web  ", disk="100", target_num_nodes="2", tags=[{"name": " café\u00a0 "}])
+
+    response = client.post(LIST_URL, body, format="json")
+
+    assert response.status_code == 201, response.content
+    cluster = NodeCluster.objects.get(uuid=response.json()["uuid"])
+    assert (cluster.name, cluster.disk, cluster.target_num_nodes, cluster.tags) == ("web", 100, 2, ["café"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("disk", "60.0"), ("disk", 60.5), ("disk", True), ("disk", " 60"), ("target_num_nodes", "007"), ("name", " ")],
+)
+def test_create_refuses_numbers_and_names_the_document_does_not_admit(client, field, value):
+    body = assert_error(client.post(LIST_URL, create_body(**{field: value}), format="json"), 400)
+
+    assert list(body["errors"]) == [field]
+    assert not NodeCluster.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("provider_options", '{"vpc": {"id": "\\ud800"}}'), ("tags", '["\\udc00"]'), ("name", '"a\\ud800"')],
+)
+def test_create_refuses_unpaired_surrogates(client, field, value):
+    """JSON can escape half a surrogate pair, which no database stores: a 400 (on PostgreSQL, once a 500)."""
+    body = {**create_body(region=AWS_REGION, node_type=AWS_TYPE), field: "PLACEHOLDER"}
+    raw = json.dumps(body).replace('"PLACEHOLDER"', value)
+
+    response = client.generic("POST", LIST_URL, raw, content_type="application/json")
+
+    assert list(assert_error(response, 400)["errors"]) == [field]
+    assert not NodeCluster.objects.exists()
+
+
+def test_an_unknown_field_named_with_half_a_surrogate_pair_is_a_400(client):
+    raw = json.dumps(create_body()).replace("{", '{"\\ud800x": 1, ', 1)
+
+    response = client.generic("POST", LIST_URL, raw, content_type="application/json")
+
+    assert list(assert_error(response, 400)["errors"]) == ["\\ud800x"]  # named as sent, escaped
 
 
 def test_patch_nickname(client, cluster):

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from nodeclusters.choices import ActionState, NodeClusterState, NodeState
-from nodeclusters.models import Action, AvailabilityZone
+from nodeclusters.models import Action, ActionLogLine, AvailabilityZone
 from tests import factories
 from tests.api.helpers import cluster_url, set_cluster_state
 
@@ -77,3 +77,20 @@ def test_node_list_page_costs_the_same_however_spread_its_nodes_are(client, user
     assert spread <= MAX_QUERIES
     body = client.get("/api/v1/node/").json()["objects"]
     assert all(item["availability_zone"] for item in body)
+
+
+def test_action_list_page_costs_the_same_however_long_the_logs(client, user):
+    """Log lines are not part of an action's JSON (they are read at /logs/), so a page never loads them."""
+    cluster = factories.make_cluster(user, name="logged")
+    add_actions(cluster, PAGE)
+    bare = page_queries(client, "/api/v1/action/")
+
+    ActionLogLine.objects.bulk_create(
+        ActionLogLine(action=action, message=f"step {index}")
+        for action in Action.objects.filter(owner=user)
+        for index in range(20)
+    )
+    logged = page_queries(client, "/api/v1/action/")
+
+    assert logged == bare
+    assert logged == 2  # the API key, then the page with its total

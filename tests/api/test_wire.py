@@ -357,7 +357,21 @@ def test_limit_and_offset_select_a_slice_of_the_full_list(client, user):
 
 
 @pytest.mark.parametrize(
-    "params", [{"limit": 0}, {"limit": "abc"}, {"limit": -5}, {"offset": -1}, {"offset": "x"}, {"limit": "1.5"}]
+    "params",
+    [
+        {"limit": 0},
+        {"limit": "abc"},
+        {"limit": -5},
+        {"offset": -1},
+        {"offset": "x"},
+        {"limit": "1.5"},
+        {"offset": 2**70},  # past what OFFSET takes: a 400, not the database's overflow as a 500
+        # Digits only, as the document's integer reads: Python's int() would also take these.
+        {"limit": "+5"},
+        {"limit": " 5"},
+        {"offset": "1_0"},
+        {"limit": "\u0665"},  # ARABIC-INDIC DIGIT FIVE
+    ],
 )
 def test_bad_limit_or_offset_is_a_json_400(client, params):
     body = assert_error(client.get(CLUSTERS, params), 400)
@@ -688,7 +702,6 @@ def test_nodecluster_uuid_filters(client, clusters):
         {"region": "/api/v1/nodetype/digitalocean/1gb/"},
         {"node_type": "/api/v1/region/digitalocean/lon1/"},
         {"uuid": "not-a-uuid"},
-        {"uuid__startswith": "xyz"},
     ],
 )
 def test_bad_nodecluster_filter_values_are_a_json_400(client, clusters, params):
@@ -702,7 +715,6 @@ def test_bad_nodecluster_filter_values_are_a_json_400(client, clusters, params):
     [
         (CLUSTERS, "name"),
         (CLUSTERS, "region"),
-        (CLUSTERS, "uuid__startswith"),
         (NODES, "docker_version"),
         (ACTIONS, "object"),
         (ACTIONS, "start_date__gte"),

@@ -1,6 +1,7 @@
 """The OpenAPI schema: valid, served with local docs, true to Tutum's wire format and to what every endpoint answers."""
 
 import base64
+import datetime
 import json
 import re
 from collections.abc import Callable
@@ -16,12 +17,16 @@ from django.core.management import call_command
 from django.db import connection
 from django.http import JsonResponse
 from django.test import Client
+from jsonschema import Draft4Validator
 from openapi_spec_validator import validate as validate_openapi_document
 from rest_framework.test import APIClient
+from schemathesis.specs.openapi.expressions import parser as schemathesis_expressions
 
 from nodeclusters.api.serializers import ActionSerializer
 from nodeclusters.choices import ActionState, NodeClusterState, NodeState
-from tests.schema.helpers import ResponseChecker, generate_openapi, operations
+from nodeclusters.filtersets import parse_date_input
+from nodeclusters.wire.grammar import DATE_INPUT_PATTERN, decimal_range_pattern
+from tests.schema.helpers import ResponseChecker, generate_openapi, operations, to_json_schema
 from tests.schema.world import World
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +52,7 @@ README_FILTERS = {
     NODES: {"uuid", "uuid__startswith", "state", "node_cluster", "node_type", "region", "docker_version"},
     ACTIONS: {
         "uuid",
+        "uuid__startswith",
         "state",
         "object",
         "include_related",
@@ -72,6 +78,7 @@ REAL_PATH_PARAMS: dict[str, Callable[[World], dict]] = {
     "/api/v1/action/{uuid}/": lambda w: {"uuid": w.open_action.uuid},
     "/api/v1/action/{uuid}/cancel/": lambda w: {"uuid": w.open_action.uuid},
     "/api/v1/action/{uuid}/retry/": lambda w: {"uuid": w.finished_action.uuid},
+    "/api/v1/action/{uuid}/logs/": lambda w: {"uuid": w.finished_action.uuid},
     "/api/v1/provider/{name}/": lambda w: {"name": "digitalocean"},
     "/api/v1/region/{provider}/{name}/": lambda w: {"provider": "digitalocean", "name": "lon1"},
     "/api/v1/az/{provider}/{region}/{name}/": lambda w: {
@@ -222,6 +229,9 @@ SUCCESS_CALLS = [
     Call("actions", "GET", ACTIONS, 200),
     Call("actions page 2", "GET", ACTIONS, 200, query={"limit": 2, "offset": 2}),
     Call("actions by uuid", "GET", ACTIONS, 200, query=lambda w: {"uuid": str(w.open_action.uuid)}),
+    Call(
+        "actions by uuid prefix", "GET", ACTIONS, 200, query=lambda w: {"uuid__startswith": str(w.open_action.uuid)[:8]}
+    ),
     Call("actions by state", "GET", ACTIONS, 200, query={"state": "In progress"}),
     Call("actions by object", "GET", ACTIONS, 200, query=lambda w: {"object": f"/api/v1/nodecluster/{w.aws.uuid}/"}),
     Call(
@@ -239,6 +249,8 @@ SUCCESS_CALLS = [
     Call("finished action", "GET", ACTION, 200, uuid_of("finished_action")),
     Call("cancel", "POST", "/api/v1/action/{uuid}/cancel/", 202, uuid_of("open_action")),
     Call("retry", "POST", "/api/v1/action/{uuid}/retry/", 202, uuid_of("finished_action")),
+    Call("action log", "GET", "/api/v1/action/{uuid}/logs/", 200, uuid_of("finished_action")),
+    Call("action log tail", "GET", "/api/v1/action/{uuid}/logs/", 200, uuid_of("finished_action"), query={"tail": 1}),
     # catalog
     Call("providers", "GET", "/api/v1/provider/", 200),
     Call("providers by name", "GET", "/api/v1/provider/", 200, query={"name": "aws"}),
@@ -269,7 +281,6 @@ BAD_INPUT_CALLS = [
     Call("malformed region filter", "GET", CLUSTERS, 400, query={"region": "lon1"}),
     Call("negative offset", "GET", CLUSTERS, 400, query={"offset": -1}),
     Call("malformed uuid filter", "GET", NODES, 400, query={"uuid": "not-a-uuid"}),
-    Call("malformed uuid prefix", "GET", NODES, 400, query={"uuid__startswith": "xyz"}),
     Call("action object not a cluster or node", "GET", ACTIONS, 400, query={"object": "/api/v1/region/aws/us-east-1/"}),
     Call("action date not a date", "GET", ACTIONS, 400, query={"start_date__gte": "yesterday"}),
     Call(
@@ -280,6 +291,9 @@ BAD_INPUT_CALLS = [
         query={"object": "/api/v1/node/x/", "include_related": "maybe"},
     ),
     Call("malformed zone filter", "GET", "/api/v1/nodetype/", 400, query={"availability_zones": "us-east-1a"}),
+    Call(
+        "negative log tail", "GET", "/api/v1/action/{uuid}/logs/", 400, uuid_of("finished_action"), query={"tail": -1}
+    ),
     Call("create without fields", "POST", CLUSTERS, 400, body={}),
     Call(
         "create in unknown region",
@@ -535,6 +549,22 @@ def test_success_responses_match_the_schema(client, world, call):
         assert body["objects"], "an empty page proves nothing about the objects' schema"
     if call.method != "GET":
         assert re.fullmatch(r"/api/v1/action/[0-9a-f-]{36}/", response[ACTION_HEADER])
+
+
+def test_the_action_log_in_plain_text_is_documented(client, world):
+    template = "/api/v1/action/{uuid}/logs/"
+    declared = CHECKER.operation("GET", template)["responses"]
+
+    text = client.get(real_url(template, world), HTTP_ACCEPT="text/plain")
+    missing = client.get(template.format(**MISSING_PATH_PARAMS), HTTP_ACCEPT="text/plain")
+
+    assert text.status_code == 200
+    assert text["Content-Type"] == "text/plain; charset=utf-8"
+    assert declared["200"]["content"]["text/plain"]["schema"] == {"type": "string"}
+    assert text.content.decode().endswith(" 2 node(s) up\n")
+    assert missing.status_code == 404
+    CHECKER.check("GET", template, missing)  # errors stay JSON, and only JSON is declared for them
+    assert list(declared["404"]["content"]) == ["application/json"]
 
 
 def test_pages_link_to_each_other_with_paths_that_keep_the_filters(client, world):
@@ -810,3 +840,307 @@ def test_the_documented_create_example_is_accepted(client, world):
 
     assert response.status_code == 201, response.content[:300]
     CHECKER.check("POST", CLUSTERS, response)
+
+
+# --- the document states what the server enforces -----------------------------------------------------------------
+# Schemathesis' positive_data_acceptance and negative_data_rejection checks (tests/schema/test_fuzz.py) hold the
+# server to the document on generated requests; these pin the cases found that way, and the server errors the
+# document's patterns now keep out.
+
+
+def request_validator(schema: dict) -> Draft4Validator:
+    """A validator of requests: not strict (the document's own `additionalProperties` say what is refused)."""
+    components = {name: to_json_schema(sub, strict=False) for name, sub in OPENAPI["components"]["schemas"].items()}
+    return Draft4Validator({**to_json_schema(schema, strict=False), "components": {"schemas": components}})
+
+
+def wire_value(text: str, schema: dict):
+    """A query parameter's text as the value its schema describes (what a validator reads off the wire)."""
+    if schema.get("type") == "integer" and re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
+    if schema.get("type") == "boolean" and text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def document_admits(method: str, template: str, query: dict, body) -> bool:
+    operation = CHECKER.operation(method, template)
+    parameters = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
+    for name, text in query.items():
+        parameter = parameters[name]
+        if text == "" and parameter.get("allowEmptyValue"):
+            continue
+        if not request_validator(parameter["schema"]).is_valid(wire_value(text, parameter["schema"])):
+            return False
+    if body is NO_BODY:
+        return True
+    return request_validator(operation["requestBody"]["content"]["application/json"]["schema"]).is_valid(body)
+
+
+AWS_CREATE_BODY = {
+    "name": "aws",
+    "region": "/api/v1/region/aws/us-east-1/",
+    "node_type": "/api/v1/nodetype/aws/t2.micro/",
+}
+LOGS = "/api/v1/action/{uuid}/logs/"
+# (name, method, template, query, body): the server must accept exactly what the document admits.
+ADMISSION_CASES = [
+    # the page: limit 1 and up (a larger one is capped), offset 0 to 2^31-1, digits only
+    ("limit=0", "GET", CLUSTERS, {"limit": "0"}, NO_BODY),
+    ("limit=1", "GET", CLUSTERS, {"limit": "1"}, NO_BODY),
+    ("limit above the maximum", "GET", CLUSTERS, {"limit": "100000"}, NO_BODY),
+    ("limit with a sign", "GET", CLUSTERS, {"limit": "+5"}, NO_BODY),
+    ("limit with an underscore", "GET", NODES, {"limit": "1_0"}, NO_BODY),
+    ("largest offset", "GET", NODES, {"offset": str(2**31 - 1)}, NO_BODY),
+    ("offset too large", "GET", NODES, {"offset": str(2**31)}, NO_BODY),
+    # empty values are no filter
+    ("empty page", "GET", CLUSTERS, {"limit": "", "offset": ""}, NO_BODY),
+    ("empty filters", "GET", CLUSTERS, {"name": "", "state": "", "region": "", "node_type": "", "uuid": ""}, NO_BODY),
+    ("empty action filters", "GET", ACTIONS, {"object": "", "start_date__gte": "", "include_related": ""}, NO_BODY),
+    ("empty log options", "GET", LOGS, {"tail": "", "format": ""}, NO_BODY),
+    # text and uuids
+    ("NUL in a name", "GET", CLUSTERS, {"name": "a\x00b"}, NO_BODY),
+    ("dashless uuid", "GET", NODES, {"uuid": "00000000000040008000000000000000"}, NO_BODY),
+    ("braced uuid", "GET", NODES, {"uuid": "{00000000-0000-4000-8000-000000000000}"}, NO_BODY),
+    ("any uuid prefix", "GET", NODES, {"uuid__startswith": "my_cluster"}, NO_BODY),
+    # resource URIs: a path or a full URL, nothing around it
+    ("full URL", "GET", CLUSTERS, {"region": "https://tutum.example:8443/api/v1/region/aws/us-east-1"}, NO_BODY),
+    ("space before a URI", "GET", CLUSTERS, {"region": " /api/v1/region/aws/us-east-1/"}, NO_BODY),
+    ("broken URL in a region filter (was a 500)", "GET", CLUSTERS, {"region": "http://["}, NO_BODY),
+    ("broken URL in an object filter (was a 500)", "GET", ACTIONS, {"object": "http://["}, NO_BODY),
+    ("zone filter", "GET", "/api/v1/nodetype/", {"availability_zones": "/api/v1/az/aws/us-east-1/us-east-1a"}, NO_BODY),
+    # dates: RFC 2822 or ISO 8601, days that exist, years 1 to 9999 (out of range in UTC is clamped)
+    ("RFC 2822 date", "GET", ACTIONS, {"start_date__gte": "Tue, 16 Sep 2014 17:01:15 +0000"}, NO_BODY),
+    ("RFC 2822 without weekday or seconds", "GET", ACTIONS, {"end_date__lte": "16 Sep 2014 17:01 GMT"}, NO_BODY),
+    ("ISO date", "GET", ACTIONS, {"end_date__gte": "2016-02-29"}, NO_BODY),
+    ("ISO date that does not exist", "GET", ACTIONS, {"end_date__gte": "2014-02-29"}, NO_BODY),
+    ("ISO date-time", "GET", ACTIONS, {"start_date__lte": "2014-09-16t17:01:15.123456789+05:30"}, NO_BODY),
+    ("earliest date east of UTC", "GET", ACTIONS, {"end_date__lte": "0001-01-01T00:00:00+05:00"}, NO_BODY),
+    ("latest date west of UTC", "GET", ACTIONS, {"start_date__gte": "9999-12-31T23:59:59-05:00"}, NO_BODY),
+    ("year 0", "GET", ACTIONS, {"start_date__gte": "0000-01-01"}, NO_BODY),
+    ("not a date", "GET", ACTIONS, {"start_date__gte": "yesterday"}, NO_BODY),
+    ("boolean", "GET", ACTIONS, {"include_related": "true"}, NO_BODY),
+    ("not a boolean", "GET", ACTIONS, {"include_related": "maybe"}, NO_BODY),
+    ("no log lines", "GET", LOGS, {"tail": "0"}, NO_BODY),
+    ("negative tail", "GET", LOGS, {"tail": "-1"}, NO_BODY),
+    # bodies
+    ("provider_options null", "POST", CLUSTERS, {}, {**CREATE_BODY, "provider_options": None}),
+    ("AWS options", "POST", CLUSTERS, {}, {**AWS_CREATE_BODY, "provider_options": {"vpc": {"id": "vpc-1"}}}),
+    ("options elsewhere", "POST", CLUSTERS, {}, {**CREATE_BODY, "provider_options": {"vpc": {"id": "vpc-1"}}}),
+    ("empty options elsewhere", "POST", CLUSTERS, {}, {**CREATE_BODY, "provider_options": {}}),
+    ("mixed providers", "POST", CLUSTERS, {}, {**CREATE_BODY, "node_type": AWS_CREATE_BODY["node_type"]}),
+    ("region not in the catalog", "POST", CLUSTERS, {}, {**CREATE_BODY, "region": "/api/v1/region/digitalocean/x/"}),
+    ("broken region URL (was a 500)", "POST", CLUSTERS, {}, {**CREATE_BODY, "region": "http://[/api/v1/region/a/b/"}),
+    ("full URLs", "POST", CLUSTERS, {}, {**CREATE_BODY, "region": "http://h/api/v1/region/digitalocean/ams2"}),
+    ("empty tag name", "POST", CLUSTERS, {}, {**CREATE_BODY, "tags": [{"name": ""}]}),
+    ("blank tag name", "POST", CLUSTERS, {}, {**CREATE_BODY, "tags": [{"name": " "}]}),
+    ("tag name with spaces around", "POST", CLUSTERS, {}, {**CREATE_BODY, "tags": [{"name": " web "}]}),
+    ("tag name with a control character", "POST", CLUSTERS, {}, {**CREATE_BODY, "tags": [{"name": "a\x07"}]}),
+    ("tag with its origin", "POST", CLUSTERS, {}, {**CREATE_BODY, "tags": [{"name": "web", "origin": "user"}]}),
+    ("tag with another key", "POST", CLUSTERS, {}, {**CREATE_BODY, "tags": [{"name": "web", "colour": "red"}]}),
+    ("tag as a string", "POST", CLUSTERS, {}, {**CREATE_BODY, "tags": ["web"]}),
+    ("disk as text (the CLI's --disk)", "POST", CLUSTERS, {}, {**CREATE_BODY, "disk": "60"}),
+    ("disk as a decimal", "POST", CLUSTERS, {}, {**CREATE_BODY, "disk": "60.0"}),
+    ("disk as a float", "POST", CLUSTERS, {}, {**CREATE_BODY, "disk": 60.5}),
+    ("disk as a boolean", "POST", CLUSTERS, {}, {**CREATE_BODY, "disk": True}),
+    ("disk too small as text", "POST", CLUSTERS, {}, {**CREATE_BODY, "disk": "9"}),
+    ("blank name", "POST", CLUSTERS, {}, {**CREATE_BODY, "name": "   "}),
+    ("name with spaces around", "POST", CLUSTERS, {}, {**CREATE_BODY, "name": " web "}),
+    ("name too long", "POST", CLUSTERS, {}, {**CREATE_BODY, "name": "x" * 129}),
+    ("blank nickname", "POST", CLUSTERS, {}, {**CREATE_BODY, "nickname": "  "}),
+    ("unknown field", "POST", CLUSTERS, {}, {**CREATE_BODY, "colour": "red"}),
+    ("blank nickname on update", "PATCH", CLUSTER, {}, {"nickname": " "}),
+    ("target as text", "PATCH", CLUSTER, {}, {"target_num_nodes": "3"}),
+    ("empty update", "PATCH", NODE, {}, {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "query", "body"),
+    [case[1:] for case in ADMISSION_CASES],
+    ids=[case[0] for case in ADMISSION_CASES],
+)
+def test_the_server_accepts_exactly_what_the_document_admits(client, world, method, template, query, body):
+    admitted = document_admits(method, template, query, body)
+    url = template.format(uuid=world.init.uuid) if template == CLUSTER else real_url(template, world)
+
+    response = send(client, method, url, query=query, body=body)
+
+    assert response.status_code != 500, response.content[:300]
+    refused = response.status_code in (400, 413, 415)
+    assert refused != admitted, f"document admits: {admitted}; server: {response.status_code} {response.content[:300]}"
+    CHECKER.check(method, template, response)
+
+
+def test_every_optional_query_parameter_may_be_empty():
+    for method, path in OPERATIONS:
+        for parameter in OPENAPI["paths"][path][method.lower()].get("parameters", []):
+            if parameter["in"] == "query":
+                assert parameter.get("allowEmptyValue") is True, (method, path, parameter["name"])
+
+
+@pytest.mark.parametrize("path", list_operations())
+def test_an_empty_filter_is_no_filter(client, world, path):
+    names = [p["name"] for p in OPENAPI["paths"][path]["get"]["parameters"] if p["in"] == "query"]
+
+    unfiltered = CHECKER.check("GET", path, client.get(path))
+    emptied = CHECKER.check("GET", path, client.get(path, dict.fromkeys(names, "")))
+
+    assert emptied == unfiltered
+
+
+def test_every_request_body_refuses_undocumented_fields():
+    for method, path in OPERATIONS:
+        body = OPENAPI["paths"][path][method.lower()].get("requestBody")
+        if body:
+            assert resolve(body["content"]["application/json"]["schema"])["additionalProperties"] is False, path
+
+
+def test_the_page_parameters_state_their_range():
+    for path in list_operations():
+        parameters = {p["name"]: p["schema"] for p in OPENAPI["paths"][path]["get"]["parameters"]}
+        assert parameters["limit"]["minimum"] == 1
+        assert (parameters["offset"]["minimum"], parameters["offset"]["maximum"]) == (0, 2**31 - 1)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 1000), (10, 16384), (7, 123), (0, 0), (99, 101), (1, 100000)])
+def test_decimal_range_patterns_match_exactly_their_range(low, high):
+    pattern = re.compile(decimal_range_pattern(low, high))
+
+    matching = [number for number in range(0, 10 * high + 20) if pattern.fullmatch(str(number))]
+
+    assert matching == list(range(low, high + 1))
+    assert not pattern.fullmatch(f"0{low}")  # no leading zeros
+
+
+def test_the_date_pattern_admits_exactly_the_days_that_exist():
+    pattern = re.compile(DATE_INPUT_PATTERN)
+    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    wrong = []
+    for year in (1, 4, 100, 400, 1900, 2000, 2014, 2016, 9999):
+        for month in range(1, 13):
+            for day in range(0, 33):
+                try:
+                    exists = datetime.date(year, month, day) is not None
+                except ValueError:
+                    exists = False
+                for text in (f"{year:04d}-{month:02d}-{day:02d}", f"{day} {months[month - 1]} {year:04d} 00:00 GMT"):
+                    if bool(pattern.fullmatch(text)) != exists:
+                        wrong.append(text)
+
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Tue, 16 Sep 2014 17:01:15 +0000", datetime.datetime(2014, 9, 16, 17, 1, 15, tzinfo=datetime.UTC)),
+        ("16 Sep 2014 19:01 +0200", datetime.datetime(2014, 9, 16, 17, 1, tzinfo=datetime.UTC)),
+        ("2014-09-16", datetime.datetime(2014, 9, 16, tzinfo=datetime.UTC)),
+        ("2014-09-16 17:01:15.5-0130", datetime.datetime(2014, 9, 16, 18, 31, 15, 500000, tzinfo=datetime.UTC)),
+        ("0001-01-01T00:00:00+05:00", datetime.datetime.min.replace(tzinfo=datetime.UTC)),
+        ("9999-12-31T23:59:59-05:00", datetime.datetime.max.replace(tzinfo=datetime.UTC)),
+    ],
+)
+def test_dates_the_pattern_admits_are_read_in_utc(text, expected):
+    assert parse_date_input(text) == expected
+
+
+# --- links --------------------------------------------------------------------------------------------------------
+
+OPERATION_IDS = {OPENAPI["paths"][path][method.lower()]["operationId"]: (method, path) for method, path in OPERATIONS}
+
+
+def all_links():
+    for method, path in OPERATIONS:
+        for status, response in OPENAPI["paths"][path][method.lower()]["responses"].items():
+            for name, link in response.get("links", {}).items():
+                yield method, path, status, name, link
+
+
+def test_every_link_names_a_documented_operation_and_all_its_path_parameters():
+    links = list(all_links())
+
+    assert len(links) > 100
+    for method, path, _status, name, link in links:
+        target = OPERATION_IDS[link["operationId"]]
+        assert set(link["parameters"]) == set(template_params(target[1])), (method, path, name)
+        assert re.fullmatch(r"[A-Za-z0-9._-]+", name)
+        for expression in link["parameters"].values():
+            schemathesis_expressions.parse(expression)  # Schemathesis reads it
+
+
+def test_a_created_cluster_links_to_every_operation_on_it_and_on_its_action():
+    targets = {link["operationId"] for _, path, status, _, link in all_links() if (path, status) == (CLUSTERS, "201")}
+
+    assert targets == {
+        "v1_nodecluster_retrieve",
+        "v1_nodecluster_partial_update",
+        "v1_nodecluster_destroy",
+        "v1_nodecluster_deploy_create",
+        "v1_nodecluster_docker_upgrade_create",
+        "v1_action_retrieve",
+        "v1_action_logs_retrieve",
+        "v1_action_cancel_create",
+        "v1_action_retry_create",
+    }
+
+
+def evaluate(expression: str, response):
+    """An OpenAPI runtime expression (with Schemathesis' `#regex:` extractor) on a real response; None where the
+    answer does not name such an object (a cluster with no node yet, an action on a cluster for a node link)."""
+    if expression.startswith("$response.header."):
+        name, _, pattern = expression.removeprefix("$response.header.").partition("#regex:")
+        value = response.get(name)
+    else:
+        pointer, _, pattern = expression.removeprefix("$response.body#").partition("#regex:")
+        value = json.loads(response.content)
+        for part in pointer.strip("/").split("/"):
+            if isinstance(value, list):
+                value = value[int(part)] if int(part) < len(value) else None
+            else:
+                value = value.get(part) if isinstance(value, dict) else None
+    if value is not None and pattern:
+        match = re.search(pattern, value)
+        value = match.group(1) if match else None
+    return value
+
+
+LINK_SOURCES = [
+    Call("create", "POST", CLUSTERS, 201, body=CREATE_BODY),
+    Call("deploy", "POST", "/api/v1/nodecluster/{uuid}/deploy/", 202, uuid_of("init")),
+    Call("deployed cluster", "GET", CLUSTER, 200, uuid_of("deployed")),
+    Call("clusters", "GET", CLUSTERS, 200),
+    Call("node", "GET", NODE, 200, uuid_of("zone_node")),
+    Call("nodes", "GET", NODES, 200),
+    Call("rename node", "PATCH", NODE, 200, uuid_of("node"), body={"nickname": "n"}),
+    Call("action", "GET", ACTION, 200, uuid_of("finished_action")),
+    Call("actions", "GET", ACTIONS, 200),
+    Call("cancel", "POST", "/api/v1/action/{uuid}/cancel/", 202, uuid_of("open_action")),
+    Call("regions", "GET", "/api/v1/region/", 200),
+    Call("zones", "GET", "/api/v1/az/", 200),
+    Call("node types", "GET", "/api/v1/nodetype/", 200),
+    Call("providers", "GET", "/api/v1/provider/", 200),
+]
+
+
+@pytest.mark.parametrize("source", LINK_SOURCES, ids=call_id)
+def test_links_lead_to_the_objects_the_answer_names(client, world, source):
+    answer = source.run(client, world)
+    assert answer.status_code == source.status, answer.content[:300]
+    links = CHECKER.operation(source.method, source.template)["responses"][str(source.status)]["links"]
+
+    followed = 0
+    for name, link in links.items():
+        method, template = OPERATION_IDS[link["operationId"]]
+        params = {key: evaluate(expression, answer) for key, expression in link["parameters"].items()}
+        if None in params.values():
+            continue
+        body = {"nickname": "linked"} if method == "PATCH" else NO_BODY
+
+        response = send(client, method, template.format(**params), body=body)
+
+        assert response.status_code in (200, 202, 409), (name, response.status_code, response.content[:300])
+        CHECKER.check(method, template, response)
+        followed += 1
+    assert followed

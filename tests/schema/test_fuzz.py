@@ -1,42 +1,108 @@
 """Schemathesis fuzzing of every documented operation, in-process through the WSGI app, against the served schema.
 
-Each operation is one test. The account of `tests/schema/world.py` is built once per operation (pytest-django's
-function-scoped `db`: every example of that operation shares one rolled-back transaction), path parameters name
-those real objects part of the time, and every answer must be a declared status, with a declared media type and a
-body that matches its schema, and never a 5xx. Examples are bounded and derandomized: CI sends the same requests
-on every run.
+Every check Schemathesis has runs on every answer (the CLI's `--checks all`): no 5xx; a declared status, media
+type, headers and body; schema-valid requests accepted (`positive_data_acceptance`) and schema-invalid ones refused
+(`negative_data_rejection`), so the document states every constraint the server enforces; credentials enforced;
+and, along links, created objects reachable (`ensure_resource_availability`). One exception: `use_after_free`
+expects a DELETE to make the object a 404, but Tutum's DELETE terminates a cluster or node, which stays readable
+(Terminating, then Terminated, with its `destroyed_datetime`); `terminated_objects_stay_terminated` checks that
+instead.
+
+Two tests, each on the account of `tests/schema/world.py` (pytest-django's function-scoped `db`: the examples of one
+test share one rolled-back transaction):
+- one per operation: the examples, coverage and fuzzing phases; path parameters name its real objects part of
+  the time, and the operation must reach one at least once;
+- the stateful one: Schemathesis' state machine follows the document's OpenAPI links from one answer to the next
+  (create a cluster, deploy, scale, upgrade and terminate it, read and cancel the actions those record, walk from a
+  list to its objects) and must reach real clusters, nodes and actions that way; each scenario starts from the
+  same account (a savepoint rolled back after it).
+
+Size and seed come from the environment: FUZZ_EXAMPLES examples per operation and four times as many stateful
+scenarios (default 25: both tests take about a minute), FUZZ_SEED a number (default 1: CI sends the same requests
+on every run) or `random` (a fresh one, printed with a failure so it can be replayed with FUZZ_SEED=<it>).
+`make fuzz` is the nightly size: more examples, a random seed.
 """
 
+import os
+import random
+import re
+from collections import defaultdict
+
+import hypothesis
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.checks import CHECKS, is_check_class, load_all_checks
 
 from nodeclusters.catalog import CATALOG
+from nodeclusters.wire.grammar import UUID_REGEX
 from tests.schema.world import World
 
 pytestmark = pytest.mark.django_db
 
-MAX_EXAMPLES = 25
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+def _seed() -> int:
+    value = os.environ.get("FUZZ_SEED", "1")
+    return random.SystemRandom().randrange(2**32) if value == "random" else int(value)
+
+
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+SEED = _seed()
+# Stateful scenarios, each of at most STATEFUL_STEPS calls (create -> deploy -> scale -> an action -> terminate,
+# and back): a scenario is one root (a create or a list) and what its links lead to, so it takes more of them.
+STATEFUL_SCENARIOS = 4 * MAX_EXAMPLES
+STATEFUL_STEPS = 10
+
+load_all_checks()
+TERMINAL_STATES = {"Terminating", "Terminated"}
+# Objects the current test terminated (DELETE answered 2xx), by uuid.
+TERMINATED: set[str] = set()
+
+
+def terminated_objects_stay_terminated(ctx, response, case):
+    """After DELETE, the cluster or node is still answered, but Terminating or Terminated (Tutum's terminate)."""
+    uuid = (case.path_parameters or {}).get("uuid")
+    if uuid is None or "/action/" in case.operation.path:
+        return None
+    if case.method.upper() == "DELETE" and 200 <= response.status_code < 300:
+        TERMINATED.add(uuid.replace("-", "").lower())
+    elif uuid.replace("-", "").lower() in TERMINATED and response.status_code == 200:
+        state = response.json().get("state")
+        assert state in TERMINAL_STATES, f"{case.operation.label} answered state {state!r} after DELETE"
+    return None
+
+
+#: Every check Schemathesis registers, as `--checks all` runs them, Tutum's terminate in place of use-after-free.
+ALL_CHECKS = [
+    *(check for check in CHECKS.get_all() if not is_check_class(check) and check.__name__ != "use_after_free"),
+    terminated_objects_stay_terminated,
+]
 # Answers that show a request reached an existing object.
 FOUND_STATUSES = {200, 202, 409}
+HYPOTHESIS_SETTINGS = {
+    "deadline": None,
+    "database": None,
+    "print_blob": False,
+    "suppress_health_check": [
+        # The account is built once per test on purpose; the examples share it (and its transaction).
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+}
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", get_wsgi_application())
+schema.config.seed = SEED
 
 # The current test's objects by resource (`nodecluster`, `node`, `action`), filled by the `fuzz_headers` fixture;
-# the answers it got, checked when the test ends.
+# the answers it got (per-object operation -> statuses), checked when the test ends.
 EXISTING: dict[str, list[str]] = {}
-ANSWERS: list[tuple[str, int]] = []
+ANSWERS: dict[str, list[int]] = defaultdict(list)
 
 CATALOG_PATH_PARAMS = {
     "/api/v1/provider/{name}/": [{"name": provider} for provider in CATALOG],
@@ -53,14 +119,18 @@ CATALOG_PATH_PARAMS = {
         {"provider": provider, "name": node_type} for provider, (_, _, types) in CATALOG.items() for node_type in types
     ],
 }
-VALID_UPDATES = {
-    ("PATCH", "/api/v1/nodecluster/{uuid}/"): [{"nickname": "fuzzed"}, {"tags": [{"name": "fuzz"}]}],
-    ("PATCH", "/api/v1/node/{uuid}/"): [{"nickname": "fuzzed"}, {"tags": [{"name": "fuzz"}]}],
-}
-VALID_REFERENCES = [
-    {"region": "/api/v1/region/digitalocean/lon1/", "node_type": "/api/v1/nodetype/digitalocean/1gb/"},
-    {"region": "/api/v1/region/aws/us-east-1/", "node_type": "/api/v1/nodetype/aws/t2.micro/"},
-]
+
+
+#: What a valid path parameter is, by name (the document's patterns): a uuid, or else a catalog name.
+PATH_PARAMETER_PATTERNS = {"uuid": UUID_REGEX}
+CATALOG_NAME_PATTERN = r"[^/\x00]+"
+
+
+def valid_path_parameters(path_parameters: dict) -> bool:
+    return all(
+        isinstance(value, str) and re.fullmatch(PATH_PARAMETER_PATTERNS.get(name, CATALOG_NAME_PATTERN), value)
+        for name, value in path_parameters.items()
+    )
 
 
 def resource_of(path: str) -> str:
@@ -69,9 +139,10 @@ def resource_of(path: str) -> str:
 
 @schema.hook
 def flatmap_path_parameters(context, path_parameters):
-    """Half the time, name an object that exists: a random uuid alone would only ever be a 404."""
+    """Half the time, name an object that exists: a random uuid alone would only ever be a 404. Never in place of
+    an invalid one: that case tests that the server refuses it (negative data)."""
     path = context.operation.path
-    if not path_parameters:
+    if not path_parameters or not valid_path_parameters(path_parameters):
         return st.just(path_parameters)
     if path in CATALOG_PATH_PARAMS:
         real = CATALOG_PATH_PARAMS[path]
@@ -80,21 +151,6 @@ def flatmap_path_parameters(context, path_parameters):
     else:
         return st.just(path_parameters)
     return st.one_of(st.just(path_parameters), st.sampled_from(real))
-
-
-@schema.hook
-def flatmap_body(context, body):
-    """Creates get a valid region and node type some of the time, and updates a valid field, so the rest of the
-    fuzzed body reaches the service instead of stopping at the first invalid value."""
-    operation = context.operation
-    key = (operation.method.upper(), operation.path)
-    if key == ("POST", "/api/v1/nodecluster/") and isinstance(body, dict):
-        return st.one_of(
-            st.just(body), st.sampled_from(VALID_REFERENCES).map(lambda references: {**body, **references})
-        )
-    if key in VALID_UPDATES:
-        return st.one_of(st.just(body), st.sampled_from(VALID_UPDATES[key]))
-    return st.just(body)
 
 
 @pytest.fixture
@@ -120,32 +176,82 @@ def existing_objects(world: World) -> dict[str, list[str]]:
 
 @pytest.fixture
 def fuzz_headers(user, api_key, world, requests_keep_the_test_transaction):
-    """A valid API key; afterwards, checks that per-object operations did reach existing objects."""
+    """A valid API key and the world's objects; afterwards, checks that per-object operations reached some."""
+    print(f"fuzzing with {MAX_EXAMPLES} examples, FUZZ_SEED={SEED}")  # shown with a failure, to replay it
     EXISTING.update(existing_objects(world))
     ANSWERS.clear()
+    TERMINATED.clear()
     yield {"Authorization": f"ApiKey {user.username}:{api_key}"}
     EXISTING.clear()
-    per_object = [status for path, status in ANSWERS if "{uuid}" in path]
-    if per_object and not FOUND_STATUSES & set(per_object):
-        pytest.fail(f"no fuzzed request reached an existing object (statuses: {sorted(set(per_object))})")
+    statuses = {status for answers in ANSWERS.values() for status in answers}
+    if statuses and not FOUND_STATUSES & statuses:
+        pytest.fail(f"no fuzzed request reached an existing object (statuses: {sorted(statuses)})")
+
+
+def record(case, response) -> None:
+    """Note the answer of a per-object operation (not of one of Schemathesis' wrong-method probes)."""
+    if "{uuid}" in case.operation.path and case.method.upper() == case.operation.method.upper():
+        ANSWERS[f"{case.operation.method.upper()} {case.operation.path}"].append(response.status_code)
+
+
+def reached(label: str) -> bool:
+    return bool(FOUND_STATUSES & set(ANSWERS[label]))
 
 
 @schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=False,
-    suppress_health_check=[
-        # The account is built once per operation on purpose; the examples share it (and its transaction).
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.filter_too_much,
-        HealthCheck.data_too_large,
-    ],
-)
+@settings(max_examples=MAX_EXAMPLES, **HYPOTHESIS_SETTINGS)
 def test_every_operation_survives_fuzzing(case, fuzz_headers):
-    response = case.call_and_validate(headers=fuzz_headers, checks=CHECKS)
-    if case.method.upper() == case.operation.method.upper():  # not one of schemathesis' wrong-method probes
-        ANSWERS.append((case.operation.path, response.status_code))
+    response = case.call_and_validate(headers=fuzz_headers, checks=ALL_CHECKS)
+    record(case, response)
+
+
+class LinkedWorkflow(schema.as_state_machine()):
+    """Schemathesis' state machine over the document's links, with credentials and every check."""
+
+    headers: dict = {}
+
+    def setup(self):
+        # Every scenario starts from the same account: what one scenario changed is rolled back after it. Hypothesis
+        # replays scenarios, and one that found other objects in place would draw other steps (a flaky strategy).
+        super().setup()
+        self.savepoint = transaction.savepoint()
+        TERMINATED.clear()
+
+    def teardown(self):
+        transaction.savepoint_rollback(self.savepoint)
+        super().teardown()
+
+    def get_call_kwargs(self, case):
+        return {"headers": self.headers}
+
+    def after_call(self, response, case):
+        super().after_call(response, case)
+        record(case, response)
+
+    def validate_response(self, response, case, additional_checks=None, **kwargs):
+        case.validate_response(
+            response, checks=ALL_CHECKS, headers=self.headers, transport_kwargs=kwargs, recorder=self.recorder
+        )
+
+
+RESOURCES = ("nodecluster", "node", "action")
+
+
+def test_linked_operations_survive_stateful_fuzzing(fuzz_headers):
+    EXISTING.clear()  # only links lead to objects here: the path parameter hook offers none
+    LinkedWorkflow.headers = fuzz_headers
+    run = hypothesis.seed(SEED)(LinkedWorkflow)
+
+    run.run(
+        settings=settings(max_examples=STATEFUL_SCENARIOS, stateful_step_count=STATEFUL_STEPS, **HYPOTHESIS_SETTINGS)
+    )
+
+    # Through links alone (the path parameter hook offers nothing here), real clusters, nodes and actions were
+    # reached, and a cluster in Init (created on the way, or listed) was deployed.
+    missed = [
+        resource
+        for resource in RESOURCES
+        if not any(reached(label) for label in ANSWERS if resource_of(label.split(" ")[1]) == resource)
+    ]
+    assert not missed, f"links never led to a real {missed} (answers: {dict(ANSWERS)})"
+    assert 202 in ANSWERS["POST /api/v1/nodecluster/{uuid}/deploy/"], "no cluster was deployed via links"

@@ -249,6 +249,9 @@ class Command(BaseCommand):
                     "-",
                     # gunicorn's control socket defaults to one path in $HOME, which two stacks would fight over.
                     "--no-control-socket",
+                    # gunicorn's largest request line (its default is half): longer ones get its HTML 414.
+                    "--limit-request-line",
+                    "8190",
                 ],
             ),
             (

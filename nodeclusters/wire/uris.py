@@ -37,7 +37,13 @@ def parse(kind: str, value) -> dict[str, str]:
     """The lookup values in a resource URI of `kind`; full URLs (`https://host/api/v1/...`) are accepted too."""
     if not isinstance(value, str) or not value:
         raise InvalidResourceURI(f"Expected a resource URI such as {EXAMPLES[kind]}")
-    match = _PATTERNS[kind].match(urlsplit(value).path)
+    try:
+        path = urlsplit(value).path
+    except ValueError:  # e.g. "http://[": not a URL at all
+        raise InvalidResourceURI(
+            f"{value!r} is not a {kind} resource URI; expected one like {EXAMPLES[kind]}"
+        ) from None
+    match = _PATTERNS[kind].match(path)
     if match is None:
         raise InvalidResourceURI(f"{value!r} is not a {kind} resource URI; expected one like {EXAMPLES[kind]}")
     found = match.groupdict()
