@@ -1,20 +1,31 @@
-"""Engine speed: how fast real Celery workers converge a cluster, and what one reconcile of a big cluster costs.
+"""Engine speed: how fast real Celery workers converge a cluster or a fleet, and what one reconcile of a big cluster
+costs.
 
     python -m bench.engine [--sizes 10,50,200] [--workers 2 --concurrency 32] [--boot-seconds 2] [--profile]
+    python -m bench.engine --fleet [--fleet-layouts 2x16,1x32] [--worker-nice 10] [--timeline]
 
 Part 1, in this process: SQL queries, CPU and wall time of ONE `reconcile_node_cluster` of an already converged
 cluster of 100 and of 1,000 Deployed nodes (rows written in bulk). Part 2: two Celery workers (threads pool) on
 PostgreSQL and a Redis broker (db 14, flushed first), no beat, the simulated cloud booting in 2 s: a cluster in
 `Empty cluster` is scaled 0 -> N and back to 0 through `node_cluster_update`, and each convergence is timed
 against one boot time.
+
+`--fleet` instead: 20 users x 5 clusters x 10 nodes deployed at once over HTTP (gunicorn 2 x 4 as `make run`), the
+workers started as `make run` starts them (`manage.py worker`; `--fleet-layouts` compares processes x threads), Celery
+beat beside them, a simulated cloud booting in 5 s and the project's ENGINE_POLL_INTERVAL: the convergence in boot
+times, and the list page's latency (probed 20 times a second) idle, during the burst of deploy requests and while
+the engine converges the fleet after it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import cProfile
 import io
+import itertools
+import os
 import pstats
 import re
 import statistics
@@ -22,14 +33,19 @@ import sys
 import time
 import uuid as uuid_module
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from bench import support
 
-BROKER_URL = "redis://127.0.0.1:6379/14"
+#: The workers' broker, flushed before and after (BENCH_REDIS_URL moves it, e.g. beside another run).
+BROKER_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 CONTEXT_PATH = "/bench/engine/"
+#: What `make run` starts (runstack's `manage.py worker`): worker processes x threads each, and their nice.
+DEFAULT_LAYOUT = (2, 16)
+DEFAULT_WORKER_NICE = 10
 
 
 # --- part 1: one reconcile -------------------------------------------------------------------------------------
@@ -40,9 +56,9 @@ def converged_cluster(*, nodes: int):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from nodeclusters.api import uris
     from nodeclusters.choices import ActionState, NodeClusterState
     from nodeclusters.models import Action, Node, NodeCluster, NodeType, Region
+    from nodeclusters.wire import uris
 
     owner, _ = get_user_model().objects.get_or_create(username="bench-engine")
     region = Region.objects.get(provider__name="digitalocean", name="lon1")
@@ -162,21 +178,32 @@ def part_reconcile(*, sizes: list[int], runs: int, profile: bool) -> bool:
 
 
 class Workers:
-    """Celery workers as tests/support/engine.py starts them: threads pool, no gossip, no mingle; no beat."""
+    """Celery workers as tests/support/engine.py starts them: threads pool, no gossip, no mingle; no beat.
 
-    def __init__(self, *, env: dict[str, str], count: int, concurrency: int) -> None:
-        self.env, self.count, self.concurrency = env, count, concurrency
+    With `as_make_run`, `manage.py worker` instead, exactly as `make run` starts its workers: `count` processes of
+    `concurrency` threads each (at `nice`), under that command's own supervision.
+    """
+
+    def __init__(
+        self, *, env: dict[str, str], count: int, concurrency: int, nice: int = 0, as_make_run: bool = False
+    ) -> None:
+        self.env, self.count, self.concurrency, self.nice = env, count, concurrency, nice
+        self.as_make_run = as_make_run
         self.processes = []
         self.var_dir = Path(env["TUTUM_VAR_DIR"])
 
     def __enter__(self) -> Workers:
         from tutum_api.celery import app
 
-        for index in range(self.count):
+        if self.as_make_run:
+            args = ["django", "worker", "--processes", str(self.count)]
+            args += ["--concurrency", str(self.count * self.concurrency), "--nice", str(self.nice)]
+            self.processes.append(support.spawn(args, env=self.env, log_path=self.log_path(0)))
+        for index in range(0 if self.as_make_run else self.count):
             args = ["celery", "-A", "tutum_api", "worker", "--pool", "threads", "--concurrency", str(self.concurrency)]
             args += ["--loglevel", "INFO", "--hostname", f"bench{index}-{uuid_module.uuid4().hex[:6]}@%h"]
             args += ["--without-gossip", "--without-mingle"]
-            self.processes.append(support.spawn(args, env=self.env, log_path=self.log_path(index)))
+            self.processes.append(support.spawn(args, env=self.env, log_path=self.log_path(index), nice=self.nice))
 
         def all_answer() -> bool:
             for index, process in enumerate(self.processes):
@@ -225,6 +252,7 @@ class ActivitySampler:
         self.active = 0
         self.lock_waits = Counter()
         self.running = Counter()
+        self.waits = Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="activity-sampler", daemon=True)
 
@@ -249,13 +277,14 @@ class ActivitySampler:
             while not self._stop.is_set():
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        "SELECT wait_event_type, query FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND state = 'active' AND pid <> pg_backend_pid()"
+                        "SELECT wait_event_type, query, wait_event FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()"
                     )
                     rows = cursor.fetchall()
                 self.samples += 1
                 self.active += len(rows)
-                for wait_event_type, query in rows:
+                for wait_event_type, query, wait_event in rows:
+                    self.waits[f"{wait_event_type or 'CPU'}:{wait_event or ''}"] += 1
                     statement = _shorten(query)
                     if wait_event_type == "Lock":
                         self.lock_waits[statement] += 1
@@ -367,7 +396,7 @@ def part_convergence(env: dict[str, str], *, sizes: list[int], workers: int, con
     context = services.RequestContext(method="POST", path=CONTEXT_PATH, user_agent="bench.engine")
     print(
         f"\nconvergence: {workers} Celery workers x {concurrency} threads (threads pool, no beat), simulated cloud "
-        f"booting in {boot:g} s, ENGINE_POLL_INTERVAL {env['ENGINE_POLL_INTERVAL']} s, Redis db 14"
+        f"booting in {boot:g} s, ENGINE_POLL_INTERVAL {env['ENGINE_POLL_INTERVAL']} s, broker {BROKER_URL}"
     )
     print("  0 -> N: PATCH target N on an Empty cluster until Deployed with N nodes up; N -> 0: back to Empty cluster")
     rows = []
@@ -447,6 +476,391 @@ def part_convergence(env: dict[str, str], *, sizes: list[int], workers: int, con
     return on_target
 
 
+# --- part 3: a fleet converging at once, and the list page meanwhile ---------------------------------------------
+
+#: Where the fleet's users deploy (provider, region, node type), round-robin by user: four provider/region pairs,
+#: so the batched poll makes four listings per interval where per-cluster polls made one per cluster.
+FLEET_PLACES = (
+    ("digitalocean", "lon1", "1gb"),
+    ("digitalocean", "nyc3", "1gb"),
+    ("aws", "us-east-1", "t2.micro"),
+    ("aws", "eu-west-1", "t2.micro"),
+)
+FLEET_LIST_PATH = "/api/v1/nodecluster/?limit=25"
+
+
+@dataclass
+class Fleet:
+    """The fleet's users (name, raw API key) and clusters (owner name, uuid), all `Init` until the burst."""
+
+    users: list[tuple[str, str]]
+    clusters: list[tuple[str, str]]
+    owner_ids: list[int]
+
+
+def seed_fleet(*, run: str, users: int, clusters_per_user: int, nodes: int) -> Fleet:
+    """`users` users with an API key and `clusters_per_user` clusters of `nodes` nodes each, created in `Init`."""
+    from django.contrib.auth import get_user_model
+
+    from nodeclusters import services
+    from nodeclusters.models import NodeType, Region
+
+    context = services.RequestContext(method="POST", path=CONTEXT_PATH, user_agent="bench.engine --fleet")
+    fleet = Fleet(users=[], clusters=[], owner_ids=[])
+    for index in range(users):
+        provider, region_name, type_name = FLEET_PLACES[index % len(FLEET_PLACES)]
+        region = Region.objects.select_related("provider").get(provider__name=provider, name=region_name)
+        node_type = NodeType.objects.select_related("provider").get(provider__name=provider, name=type_name)
+        owner = get_user_model().objects.create_user(username=f"fleet-{run}-{index:02d}")
+        fleet.users.append((owner.username, services.api_key_create(user=owner, label="bench")[1]))
+        fleet.owner_ids.append(owner.pk)
+        for number in range(clusters_per_user):
+            cluster, _ = services.node_cluster_create(
+                owner=owner,
+                name=f"{owner.username}-{number}",
+                node_type=node_type,
+                region=region,
+                context=context,
+                target_num_nodes=nodes,
+            )
+            fleet.clusters.append((owner.username, str(cluster.uuid)))
+    return fleet
+
+
+class Beat:
+    """Celery beat as `make run` starts it (the sweep every ENGINE_SWEEP_INTERVAL), unless not `enabled`."""
+
+    def __init__(self, *, env: dict[str, str], run: str, enabled: bool) -> None:
+        self.env, self.enabled, self.process = env, enabled, None
+        self.var_dir = Path(env["TUTUM_VAR_DIR"])
+        self.run = run
+
+    def __enter__(self) -> Beat:
+        if self.enabled:
+            schedule = str(self.var_dir / f"beat-{self.run}")
+            args = ["celery", "-A", "tutum_api", "beat", "--loglevel", "INFO", "--schedule", schedule]
+            self.process = support.spawn(args, env=self.env, log_path=self.var_dir / f"beat-{self.run}.log")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        support.stop(self.process)
+
+
+class ListProbe:
+    """GET the list page at a fixed rate (open loop: a slow answer does not delay the next request), as each of the
+    fleet's users in turn, from a thread of its own; every answer is kept with the moment it was asked."""
+
+    def __init__(self, *, url: str, users: list[tuple[str, str]], rate: float) -> None:
+        import threading
+
+        self.url, self.rate = url, rate
+        self.headers = [{"Authorization": f"ApiKey {name}:{key}"} for name, key in users]
+        self.samples: list[tuple[float, float, int | str]] = []  # (asked at, seconds, status)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="list-probe", daemon=True)
+
+    def __enter__(self) -> ListProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    async def _run(self) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(base_url=self.url, limits=limits, timeout=60, trust_env=False) as client:
+            loop = asyncio.get_running_loop()
+            pending = set()
+            due = loop.time()
+            for number in itertools.count():
+                if self._stop.is_set():
+                    break
+                task = asyncio.create_task(self._one(client, self.headers[number % len(self.headers)]))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                due += 1 / self.rate
+                await asyncio.sleep(max(0.0, due - loop.time()))
+            await asyncio.gather(*pending)
+
+    async def _one(self, client, headers: dict[str, str]) -> None:
+        import httpx
+
+        asked = time.monotonic()
+        try:
+            status = (await client.get(FLEET_LIST_PATH, headers=headers)).status_code
+        except httpx.HTTPError as error:
+            status = type(error).__name__
+        self.samples.append((asked, time.monotonic() - asked, status))
+
+    def window(self, start: float, end: float) -> tuple[list[float], Counter]:
+        """Latencies of the requests asked between `start` and `end` (monotonic), and the unexpected answers."""
+        latencies, errors = [], Counter()
+        for asked, seconds, status in list(self.samples):
+            if start <= asked < end:
+                latencies.append(seconds)
+                if status != 200:
+                    errors[status] += 1
+        return latencies, errors
+
+
+def provider_calls() -> Counter:
+    """Driver calls by operation (every provider together) by every process so far, from the Prometheus files."""
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    calls = Counter()
+    for metric in registry.collect():
+        if metric.name == "tutum_provider_calls":
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    calls[sample.labels["operation"]] += sample.value
+    return calls
+
+
+async def _deploy_all(url: str, fleet: Fleet) -> Counter:
+    """Every cluster's deploy request at once, each as its owner; the answers' statuses."""
+    import httpx
+
+    keys = dict(fleet.users)
+    limits = httpx.Limits(max_connections=len(fleet.clusters))
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120, trust_env=False) as client:
+
+        async def deploy(owner: str, cluster_uuid: str):
+            headers = {"Authorization": f"ApiKey {owner}:{keys[owner]}"}
+            try:
+                return (await client.post(f"/api/v1/nodecluster/{cluster_uuid}/deploy/", headers=headers)).status_code
+            except httpx.HTTPError as error:
+                return type(error).__name__
+
+        return Counter(await asyncio.gather(*(deploy(owner, uuid) for owner, uuid in fleet.clusters)))
+
+
+def _wait_fleet(fleet: Fleet, *, nodes: int, started: float, timeout: float) -> dict:
+    """Poll the database until every cluster of the fleet is `Deployed` with all its nodes up; the milestones."""
+    from django.db.models import Count, Q
+
+    from nodeclusters.choices import NodeClusterState, NodeState
+    from nodeclusters.models import Node, NodeCluster
+
+    total = len(fleet.clusters) * nodes
+    live_states = [NodeState.DEPLOYING, NodeState.DEPLOYED, NodeState.TERMINATING]
+    milestones = {}
+    while time.monotonic() < started + timeout:
+        deployed_clusters = NodeCluster.objects.filter(
+            owner_id__in=fleet.owner_ids, state=NodeClusterState.DEPLOYED
+        ).count()
+        counts = Node.objects.filter(owner_id__in=fleet.owner_ids).aggregate(
+            live=Count("pk", filter=Q(state__in=live_states)), deployed=Count("pk", filter=Q(state=NodeState.DEPLOYED))
+        )
+        now = time.monotonic() - started
+        milestones["clusters"], milestones["deployed"] = deployed_clusters, counts["deployed"]
+        if counts["live"] >= total:
+            milestones.setdefault("rows", now)
+        if counts["deployed"] >= total:
+            milestones.setdefault("nodes", now)
+        if deployed_clusters == len(fleet.clusters) and counts["deployed"] == total and counts["live"] == total:
+            milestones["converged"] = now
+            break
+        time.sleep(0.1)
+    return milestones
+
+
+def _retire(fleet: Fleet) -> None:
+    """Take a measured fleet's instances out of the simulated cloud, so the next layout's listings do not carry them."""
+    from django.utils import timezone
+
+    from providers.models import SimulatedInstance
+
+    SimulatedInstance.objects.filter(
+        cluster_uuid__in=[uuid for _, uuid in fleet.clusters], terminated_at__isnull=True
+    ).update(terminated_at=timezone.now())
+
+
+def _latency_cells(latencies: list[float]) -> list[float]:
+    return [
+        len(latencies),
+        support.percentile(latencies, 0.5) * 1000,
+        support.percentile(latencies, 0.99) * 1000,
+        max(latencies, default=float("nan")) * 1000,
+    ]
+
+
+def fleet_run(env: dict[str, str], *, run: str, layout: tuple[int, int], args) -> dict:
+    """One layout: seed a fresh fleet, measure the idle list page, deploy every cluster at once, time convergence
+    while probing the list page, then measure the idle page again."""
+    from django.db.models import Max, Min
+    from django.utils import timezone
+
+    from bench.api import Gunicorn
+    from providers.models import SimulatedInstance
+
+    processes, threads = layout
+    fleet = seed_fleet(run=run, users=args.fleet_users, clusters_per_user=args.fleet_clusters, nodes=args.fleet_nodes)
+    result = {"layout": f"{processes} x {threads}"}
+    with (
+        Workers(env=env, count=processes, concurrency=threads, nice=args.worker_nice, as_make_run=True) as pool,
+        Beat(env=env, run=run, enabled=args.fleet_beat),
+        Gunicorn(env=env, workers=2, threads=4) as web,
+        ListProbe(url=web.url, users=fleet.users, rate=args.probe_rate) as probe,
+    ):
+        pids = [process.pid for process in pool.processes]
+        time.sleep(1.0)  # the probe's first requests warm every gunicorn thread's connection
+        idle_before = (time.monotonic(), time.monotonic() + args.idle_seconds)
+        time.sleep(args.idle_seconds)
+        calls_before, reconciles_before = provider_calls(), reconcile_stats()
+        workers_before = support.cpu_seconds(support.family(pids))
+        web_before = support.cpu_seconds(web.processes())
+        activity = ActivitySampler()
+        with activity:
+            started_at = timezone.now()
+            started = time.monotonic()
+            answers = asyncio.run(_deploy_all(web.url, fleet))
+            result["answered"] = time.monotonic() - started
+            milestones = _wait_fleet(fleet, nodes=args.fleet_nodes, started=started, timeout=args.fleet_timeout)
+        burst = (started, started + result["answered"])
+        converging = (burst[1], time.monotonic())
+        result.update(milestones)
+        result["answers"] = answers
+        result["worker_cpu"] = support.cpu_delta(workers_before, support.cpu_seconds(support.family(pids)))
+        result["web_cpu"] = support.cpu_delta(web_before, support.cpu_seconds(web.processes()))
+        result["activity"] = activity
+        calls = provider_calls() - calls_before
+        result["calls"] = calls
+        count, total = (after - before for after, before in zip(reconcile_stats(), reconciles_before, strict=True))
+        result["reconciles"], result["reconcile_ms"] = count, (total * 1000 / count if count else 0.0)
+        idle_after = (time.monotonic(), time.monotonic() + args.idle_seconds)
+        time.sleep(args.idle_seconds)
+    creates = SimulatedInstance.objects.filter(
+        cluster_uuid__in=[uuid for _, uuid in fleet.clusters], created_at__gte=started_at
+    ).aggregate(first=Min("created_at"), last=Max("created_at"))
+    if creates["last"] is not None:
+        result["creates"] = tuple((creates[end] - started_at).total_seconds() for end in ("first", "last"))
+    windows = {"idle_before": idle_before, "burst": burst, "converging": converging, "idle_after": idle_after}
+    for name, (start, end) in windows.items():
+        result[name], result[f"{name}_errors"] = probe.window(start, end)
+    result["timeline"] = {}
+    for asked, seconds, _ in probe.samples:
+        if burst[0] <= asked < converging[1]:
+            result["timeline"].setdefault(int(asked - burst[0]), []).append(seconds)
+    _retire(fleet)
+    return result
+
+
+def part_fleet(env: dict[str, str], args) -> bool:
+    import redis
+
+    layouts = [tuple(int(part) for part in value.split("x")) for value in args.fleet_layouts.split(",")]
+    total = args.fleet_users * args.fleet_clusters * args.fleet_nodes
+    boot = args.fleet_boot_seconds
+    places = ", ".join(f"{provider}/{region}" for provider, region, _ in FLEET_PLACES)
+    beat = f"beat (sweep every {env['ENGINE_SWEEP_INTERVAL']} s)" if args.fleet_beat else "no beat"
+    print(
+        f"\nfleet: {args.fleet_users} users x {args.fleet_clusters} clusters x {args.fleet_nodes} nodes = {total} "
+        f"nodes deployed at once over HTTP (one POST .../deploy/ per cluster, all concurrent), users round-robin over "
+        f"{places}; simulated cloud booting in {boot:g} s, ENGINE_POLL_INTERVAL {env['ENGINE_POLL_INTERVAL']} s, "
+        f"broker {BROKER_URL}, {beat}; "
+        f"gunicorn 2 workers x 4 threads (as `make run`)"
+    )
+    print(
+        f"  list page: GET {FLEET_LIST_PATH} as each fleet user in turn, {args.probe_rate:g} requests/s open loop, "
+        f"idle for {args.idle_seconds:g} s before the burst, during convergence, idle for {args.idle_seconds:g} s after"
+    )
+    results = []
+    for number, layout in enumerate(layouts):
+        redis.Redis.from_url(BROKER_URL).flushdb()
+        results.append(fleet_run(env, run=f"{number}", layout=layout, args=args))
+    rows, probe_rows = [], []
+    on_target = True
+    for result in results:
+        seconds = result.get("converged")
+        ratio = seconds / boot if seconds is not None else float("nan")
+        idle = support.percentile(result["idle_before"] + result["idle_after"], 0.99)
+        p99_ratio = support.percentile(result["converging"], 0.99) / idle
+        result["p99_ratio"], result["ratio"] = p99_ratio, ratio
+        result["burst_ratio"] = support.percentile(result["burst"], 0.99) / idle
+        on_target &= seconds is not None and ratio <= 3 and p99_ratio <= 4
+        calls = result["calls"]
+        activity = result["activity"]
+        rows.append(
+            [
+                result["layout"],
+                f"{seconds:.2f}"
+                if seconds is not None
+                else (f"TIMEOUT ({result.get('clusters', 0)} clusters, {result.get('deployed', 0)} nodes)"),
+                ratio,
+                result["answered"],
+                "{:.2f}-{:.2f}".format(*result["creates"]) if "creates" in result else "-",
+                result.get("nodes", float("nan")),
+                int(result["reconciles"]),
+                result["reconcile_ms"],
+                int(calls["list_nodes"]),
+                int(calls["get_node"]),
+                int(calls["create_node"]),
+                activity.cpu_busy * 100,
+                result["worker_cpu"],
+                result["web_cpu"],
+                activity.cpu_seconds,
+                activity.mean_active,
+                activity.mean_lock_waits,
+            ]
+        )
+        labels = {
+            "idle_before": "idle before",
+            "burst": "the burst of deploys",
+            "converging": "converging after it",
+            "idle_after": "idle after",
+        }
+        for name, label in labels.items():
+            errors = result[f"{name}_errors"]
+            probe_rows.append(
+                [f"{result['layout']}: {label}", *_latency_cells(result[name]), sum(errors.values()) or 0]
+            )
+        unexpected = {status: count for status, count in result["answers"].items() if status != 202}
+        if unexpected:
+            print(f"  {result['layout']}: unexpected answers to the deploy requests: {unexpected}")
+    headers = ["workers (processes x threads)", "converged s", "/ boot", "deploys answered s", "creates at s"]
+    headers += ["nodes done at s", "reconciles", "ms/reconcile", "listings", "get_node", "create_node"]
+    headers += ["CPU busy %", "worker CPU s", "web CPU s", "all CPU s", "active db", "lock-waiting db"]
+    print(support.table(headers, rows))
+    print("  listings / get_node / create_node: driver calls by the workers during the convergence (Prometheus files);")
+    print("  CPU busy %: the whole machine over the convergence (2 cores = 100 %); web CPU s: gunicorn (probe and")
+    print("  deploy requests); active / lock-waiting db: mean PostgreSQL backends busy / waiting on a lock.")
+    print(support.table(["list page", "requests", "p50 ms", "p99 ms", "max ms", "errors"], probe_rows))
+    for result in results:
+        print(
+            f"  {result['layout']}: converged in {result['ratio']:.2f} boot times (target <= 3); list page p99 "
+            f"converging (once the deploys are answered) / idle (before and after together) = "
+            f"{result['p99_ratio']:.2f} (target <= 4); during the burst of deploy requests: {result['burst_ratio']:.2f}"
+        )
+    for result in results:
+        activity = result["activity"]
+        waits = ", ".join(f"{name} {count / activity.samples:.2f}" for name, count in activity.waits.most_common(6))
+        print(f"  {result['layout']}, active backends by wait event (mean): {waits}")
+        for what, counter in (("waiting on a lock", activity.lock_waits), ("running on CPU", activity.running)):
+            top = counter.most_common(3)
+            if top:
+                print(f"  {result['layout']}, statements {what} (mean backends):")
+                for sql, count in top:
+                    print(f"    {count / activity.samples:5.2f}  {sql}")
+    if args.timeline:
+        for result in results:
+            print(f"  {result['layout']}: list page latency by second of the convergence (p50 / max ms, requests):")
+            cells = []
+            for second, latencies in sorted(result["timeline"].items()):
+                cells.append(
+                    f"{second:>3}s {support.percentile(latencies, 0.5) * 1000:5.0f}/{max(latencies) * 1000:5.0f} "
+                    f"({len(latencies)})"
+                )
+            for start in range(0, len(cells), 6):
+                print("    " + "   ".join(cells[start : start + 6]))
+    print(f"  fleet target: {'on target' if on_target else 'OFF target'}")
+    return on_target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,50,200", help="cluster sizes to converge, comma-separated")
@@ -458,43 +872,81 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-interval", type=float, default=0.5, help="ENGINE_POLL_INTERVAL")
     parser.add_argument("--conn-max-age", type=int, default=60, help="DATABASE_CONN_MAX_AGE of the workers")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the largest reconcile")
+    fleet = parser.add_argument_group("the fleet (--fleet runs it instead of the parts above)")
+    fleet.add_argument("--fleet", action="store_true", help="converge a fleet of clusters while probing the list page")
+    fleet.add_argument("--fleet-users", type=int, default=20)
+    fleet.add_argument("--fleet-clusters", type=int, default=5, help="clusters per user")
+    fleet.add_argument("--fleet-nodes", type=int, default=10, help="nodes per cluster")
+    fleet.add_argument("--fleet-boot-seconds", type=float, default=5.0, help="SIMULATED_BOOT_SECONDS of the fleet")
+    fleet.add_argument(
+        "--fleet-poll-interval", type=float, default=None, help="ENGINE_POLL_INTERVAL (default: the project's)"
+    )
+    fleet.add_argument(
+        "--fleet-layouts",
+        default=f"{DEFAULT_LAYOUT[0]}x{DEFAULT_LAYOUT[1]}",
+        help="worker layouts to compare, PROCESSESxTHREADS comma-separated (default: what `make run` starts)",
+    )
+    fleet.add_argument(
+        "--fleet-beat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run Celery beat beside the workers, as `make run` does (its sweep every ENGINE_SWEEP_INTERVAL)",
+    )
+    fleet.add_argument("--worker-nice", type=int, default=DEFAULT_WORKER_NICE, help="nice of the worker processes")
+    fleet.add_argument("--probe-rate", type=float, default=20.0, help="list page requests per second")
+    fleet.add_argument("--idle-seconds", type=float, default=8.0, help="idle list page probing before and after")
+    fleet.add_argument("--fleet-timeout", type=float, default=180.0, help="seconds to wait for convergence")
+    fleet.add_argument("--timeline", action="store_true", help="print the list page's latency second by second")
     args = parser.parse_args(argv)
     started = time.monotonic()
     engine_env = {
         "CELERY_BROKER_URL": BROKER_URL,
         "SIMULATE_PROVIDERS": "1",
-        "SIMULATED_BOOT_SECONDS": str(args.boot_seconds),
+        "SIMULATED_BOOT_SECONDS": str(args.fleet_boot_seconds if args.fleet else args.boot_seconds),
         "SIMULATED_FAILURE_RATE": "0",
-        "ENGINE_POLL_INTERVAL": str(args.poll_interval),
         "LOG_LEVEL": "INFO",
     }
+    poll_interval = args.fleet_poll_interval if args.fleet else args.poll_interval
+    if poll_interval is not None:
+        engine_env["ENGINE_POLL_INTERVAL"] = str(poll_interval)
     with support.bench_environment(env=engine_env) as env:
         # The workers' logs go to files; this process only prints the figures.
         import logging
 
+        from django.conf import settings
+
         logging.getLogger().setLevel(logging.WARNING)
         env["DATABASE_CONN_MAX_AGE"] = str(args.conn_max_age)
+        env.setdefault("ENGINE_POLL_INTERVAL", f"{settings.ENGINE_POLL_INTERVAL:g}")
+        env.setdefault("ENGINE_SWEEP_INTERVAL", f"{settings.ENGINE_SWEEP_INTERVAL:g}")
         print(support.machine_summary())
-        reconcile_ok = part_reconcile(
-            sizes=[int(value) for value in args.reconcile_sizes.split(",")], runs=args.runs, profile=args.profile
-        )
         try:
-            converge_ok = part_convergence(
-                env,
-                sizes=[int(value) for value in args.sizes.split(",")],
-                workers=args.workers,
-                concurrency=args.concurrency,
-                boot=args.boot_seconds,
-            )
+            if args.fleet:
+                fleet_ok = part_fleet(env, args)
+                summary = f"fleet {'on' if fleet_ok else 'OFF'} target"
+            else:
+                reconcile_ok = part_reconcile(
+                    sizes=[int(value) for value in args.reconcile_sizes.split(",")],
+                    runs=args.runs,
+                    profile=args.profile,
+                )
+                converge_ok = part_convergence(
+                    env,
+                    sizes=[int(value) for value in args.sizes.split(",")],
+                    workers=args.workers,
+                    concurrency=args.concurrency,
+                    boot=args.boot_seconds,
+                )
+                summary = (
+                    f"reconcile {'on' if reconcile_ok else 'OFF'} target, "
+                    f"convergence {'on' if converge_ok else 'OFF'} target"
+                )
         finally:
             with contextlib.suppress(Exception):
                 import redis
 
                 redis.Redis.from_url(BROKER_URL).flushdb()
-    print(
-        f"bench.engine finished in {time.monotonic() - started:.0f} s; reconcile {'on' if reconcile_ok else 'OFF'} "
-        f"target, convergence {'on' if converge_ok else 'OFF'} target"
-    )
+    print(f"bench.engine finished in {time.monotonic() - started:.0f} s; {summary}")
     return 0
 
 

@@ -113,8 +113,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def spawn(args: list[str], *, env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """A child process (`python -m ...`) in its own session, so stopping it stops its own children and no others."""
+def spawn(args: list[str], *, env: dict[str, str], log_path: Path, nice: int = 0) -> subprocess.Popen:
+    """A child process (`python -m ...`) in its own session, so stopping it stops its own children and no others;
+    `nice` lowers its CPU priority (and its threads')."""
     log = log_path.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", *args],
@@ -124,6 +125,7 @@ def spawn(args: list[str], *, env: dict[str, str], log_path: Path) -> subprocess
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,
     )
 
 

@@ -32,6 +32,10 @@ class Region(models.Model):
     name = models.CharField(max_length=64)
     label = models.CharField(max_length=128)
     available = models.BooleanField(default=True)
+    # The engine's, not the catalog's: when it will next look at the booting instances of every cluster in the
+    # region, with one provider listing for all of them (claimed with a conditional UPDATE, so one poll of the
+    # region is scheduled at a time).
+    next_poll_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["provider__name", "name"]
@@ -94,9 +98,6 @@ class NodeCluster(models.Model):
     # The latest action that set the desired state; the engine reports progress on it and supersedes the
     # previous one when a newer request arrives.
     current_action = models.ForeignKey("Action", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    # When the engine will next look at this cluster's booting instances (one provider listing for all of
-    # them); claimed with a conditional UPDATE so only one poll is ever scheduled at a time.
-    next_poll_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deployed_datetime = models.DateTimeField(null=True, blank=True)

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from tutum_api.logging import bind_log_context
@@ -42,6 +42,8 @@ STEP_TASKS = {
     NodeState.TERMINATING: "nodeclusters.terminate_node",
     NodeState.UPGRADING: "nodeclusters.upgrade_node_docker",
 }
+#: The deploy steps of several nodes, one after the other, in one task (`deploy_batch_size`).
+DEPLOY_BATCH = "nodeclusters.deploy_nodes"
 
 
 @dataclass
@@ -108,6 +110,28 @@ def _new_nodes(cluster: NodeCluster, count: int, active: list[Node]) -> list[Nod
         node.external_fqdn = f"{str(node.uuid)[:8]}.{settings.NODE_FQDN_DOMAIN}"
         nodes.append(node)
     return nodes
+
+
+def deploy_batch_size() -> int:
+    """How many deploy steps one task runs, one after the other: 1 unless many nodes across the fleet wait for their
+    instance, and then no more than wait per worker thread (so a batch is never slower than the queue would have
+    been), at most ENGINE_DEPLOY_BATCH_MAX."""
+    waiting = Node.objects.filter(state=NodeState.DEPLOYING, instance_id="").count()
+    per_thread = -(-waiting // max(settings.ENGINE_DEPLOY_PARALLELISM, 1))
+    return max(1, min(per_thread, settings.ENGINE_DEPLOY_BATCH_MAX))
+
+
+def _step_calls(due: list[Node]) -> list[tuple[str, tuple]]:
+    """The node step tasks for the nodes due one, the deploy steps in batches (`deploy_batch_size`)."""
+    calls = [(STEP_TASKS[node.state], (node.uuid,)) for node in due if node.state != NodeState.DEPLOYING]
+    deploying = [node.uuid for node in due if node.state == NodeState.DEPLOYING]
+    size = deploy_batch_size() if len(deploying) > 1 else 1
+    for start in range(0, len(deploying), size):
+        batch = deploying[start : start + size]
+        calls.append(
+            (STEP_TASKS[NodeState.DEPLOYING], tuple(batch)) if len(batch) == 1 else (DEPLOY_BATCH, tuple(batch))
+        )
+    return calls
 
 
 def reconcile_node_cluster(node_cluster_uuid) -> ReconcileResult | None:
@@ -208,7 +232,7 @@ def _reconcile(node_cluster_uuid) -> ReconcileResult | None:
     ]
     if due:
         Node.objects.filter(pk__in=[node.pk for node in due]).update(engine_touched_at=now)
-        engine_schedule_many([(STEP_TASKS[node.state], (node.uuid,)) for node in due])
+        engine_schedule_many(_step_calls(due))
         result.scheduled = [node.uuid for node in due]
 
     in_transit = sum(1 for node in live if node.state in NODE_IN_TRANSIT_STATES)
@@ -275,9 +299,20 @@ def _finish_docker_upgrade(cluster: NodeCluster, live: list[Node]) -> None:
 
 
 def unconverged_cluster_uuids() -> list:
-    """Clusters the engine still owes work: busy states, or nodes in transit whose step seems lost."""
+    """Clusters the engine still owes work: busy with no node in transit, or with nodes in transit whose step seems
+    lost.
+
+    A busy cluster with nodes in transit is reconciled when its last one lands (`node_steps` see to it), so the
+    sweep leaves it alone while they move: re-reconciling every cluster of a fleet converging at once, every sweep,
+    would queue a reconcile per cluster behind the work that actually converges them.
+    """
     stuck_before = timezone.now() - datetime.timedelta(seconds=settings.ENGINE_STUCK_AFTER)
-    busy = NodeCluster.objects.filter(state__in=NODE_CLUSTER_BUSY_STATES).values_list("uuid", flat=True)
+    in_transit = Node.objects.filter(node_cluster_id=OuterRef("pk"), state__in=NODE_IN_TRANSIT_STATES)
+    busy = (
+        NodeCluster.objects.filter(state__in=NODE_CLUSTER_BUSY_STATES)
+        .exclude(Exists(in_transit))
+        .values_list("uuid", flat=True)
+    )
     stuck = (
         Node.objects.filter(state__in=NODE_IN_TRANSIT_STATES, node_cluster__isnull=False)
         .filter(Q(engine_touched_at__isnull=True) | Q(engine_touched_at__lt=stuck_before))

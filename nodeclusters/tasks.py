@@ -6,6 +6,7 @@ are scheduled with Celery countdowns, never by sleeping in a worker thread.
 
 import logging
 import time
+from collections import Counter
 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
@@ -18,7 +19,7 @@ from tutum_api.logging import log_context
 from tutum_api.metrics import RECONCILE_DURATION, RECONCILE_RUNS
 
 from . import node_steps, reconciler
-from .models import Node
+from .models import Node, NodeCluster
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,24 @@ def deploy_node(self, node_uuid: str, transient_attempt: int = 0) -> str:
     return _run_step(self, node_steps.node_deploy_step, node_uuid, transient_attempt)
 
 
+@shared_task(name="nodeclusters.deploy_nodes", **_NODE_STEP)
+def deploy_nodes(self, *node_uuids: str) -> dict:
+    """The deploy steps of several nodes one after the other (a reconcile batches them when many nodes wait across
+    the fleet): each node's step exactly as `deploy_node` runs it; one the provider answered with a transient error
+    is retried on its own, with backoff, as a `deploy_node` task."""
+    outcomes = Counter()
+    for node_uuid in node_uuids:
+        with log_context(node_uuid=node_uuid):
+            outcome = node_steps.node_deploy_step(node_uuid)
+        if outcome.outcome is node_steps.Outcome.TRANSIENT:
+            countdown = get_exponential_backoff_interval(
+                factor=1, retries=0, maximum=settings.ENGINE_RETRY_BACKOFF_MAX, full_jitter=True
+            )
+            deploy_node.apply_async(args=(node_uuid,), kwargs={"transient_attempt": 1}, countdown=max(countdown, 0.5))
+        outcomes[outcome.outcome.value] += 1
+    return dict(outcomes)
+
+
 @shared_task(name="nodeclusters.terminate_node", **_NODE_STEP)
 def terminate_node(self, node_uuid: str, transient_attempt: int = 0) -> str:
     """Destroy one node's instance (and any twin) and mark it terminated."""
@@ -123,11 +142,19 @@ def resolve_node_strays(self, node_uuid: str, transient_attempt: int = 0) -> str
     return outcome.value
 
 
+@shared_task(name="nodeclusters.poll_region", soft_time_limit=60, time_limit=90, **_COMMON)
+def poll_region(region_id: str) -> str:
+    """Check the booting instances of every cluster in one provider region with a single provider listing."""
+    with log_context():
+        return node_steps.region_poll_step(region_id).outcome.value
+
+
 @shared_task(name="nodeclusters.poll_node_cluster", soft_time_limit=60, time_limit=90, **_COMMON)
 def poll_node_cluster(node_cluster_uuid: str) -> str:
-    """Check every booting instance of one cluster with a single provider listing."""
-    with log_context(node_cluster_uuid=node_cluster_uuid):
-        return node_steps.node_cluster_poll_step(node_cluster_uuid).outcome.value
+    """What a per-cluster poll queued before an upgrade becomes: its region's poll (scheduled if none is)."""
+    region_id = NodeCluster.objects.filter(pk=node_cluster_uuid).values_list("region_id", flat=True).first()
+    node_steps.schedule_region_poll(region_id)
+    return node_steps.Outcome.DONE.value
 
 
 @shared_task(name="nodeclusters.engine_sweep", soft_time_limit=60, time_limit=90, **_COMMON)

@@ -42,6 +42,8 @@ EC2_STATES = {
     "terminated": InstanceState.TERMINATED,
 }
 LIVE_EC2_STATES = ["pending", "running", "stopping", "stopped"]
+# Values one DescribeInstances filter takes at most.
+DESCRIBE_FILTER_VALUES = 200
 
 # Error codes that say "not now" rather than "never": throttling, capacity that may free up, AWS-side faults.
 TRANSIENT_ERROR_CODES = frozenset(
@@ -170,6 +172,20 @@ class AWSDriver(NodeDriver):
                 return None
             raise
         return self._to_instance(instances[0], region) if instances else None
+
+    def get_nodes(self, *, instance_ids: list[str], region: str) -> dict[str, Instance]:
+        """The instances with these ids EC2 still describes, by id, in one DescribeInstances per 200 ids.
+
+        Filtered by `instance-id` rather than asked for by `InstanceIds`, which fails the whole call when one id is
+        unknown (as a just-created one can be for a moment, or one long terminated).
+        """
+        found = {}
+        for start in range(0, len(instance_ids), DESCRIBE_FILTER_VALUES):
+            chunk = instance_ids[start : start + DESCRIBE_FILTER_VALUES]
+            for item in self._describe(region, Filters=[{"Name": "instance-id", "Values": chunk}]):
+                instance = self._to_instance(item, region)
+                found[instance.instance_id] = instance
+        return found
 
     def destroy_node(self, *, instance_id: str, region: str) -> None:
         """Terminate the instance; an id EC2 no longer knows is already as destroyed as it gets."""

@@ -120,6 +120,19 @@ class NodeDriver(ABC):
     def list_nodes(self, *, region: str) -> list[Instance]:
         """Every live instance in the region that carries our owner tag."""
 
+    def get_nodes(self, *, instance_ids: list[str], region: str) -> dict[str, Instance]:
+        """The instances with these ids that the provider still knows, by id (terminated ones too).
+
+        What a poll asks for the instances its listing lacked (listings can lag behind creates). This default asks
+        for each in turn; drivers whose provider can describe many instances in one call do so.
+        """
+        found = {}
+        for instance_id in instance_ids:
+            instance = self.get_node(instance_id=instance_id, region=region)
+            if instance is not None:
+                found[instance_id] = instance
+        return found
+
     def check_health(self, *, instance_id: str, region: str) -> bool:
         """Whether the instance is running and reachable. Providers without a probe use the instance state."""
         instance = self.get_node(instance_id=instance_id, region=region)

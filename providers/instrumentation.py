@@ -14,7 +14,16 @@ PROVIDER_LATENCY = Histogram(
 )
 
 #: The driver methods that reach the provider.
-OPERATIONS = ("create_node", "find_node", "get_node", "destroy_node", "list_nodes", "check_health", "upgrade_docker")
+OPERATIONS = (
+    "create_node",
+    "find_node",
+    "get_node",
+    "get_nodes",
+    "destroy_node",
+    "list_nodes",
+    "check_health",
+    "upgrade_docker",
+)
 
 
 def instrument(method):

@@ -96,6 +96,12 @@ class SimulatedDriver(NodeDriver):
         row = SimulatedInstance.objects.filter(provider_name=self.name, region=region, instance_id=instance_id).first()
         return self._to_instance(row, timezone.now()) if row is not None else None
 
+    def get_nodes(self, *, instance_ids: list[str], region: str) -> dict[str, Instance]:
+        """The instances with these ids, terminated ones included, in one query."""
+        now = timezone.now()
+        rows = SimulatedInstance.objects.filter(provider_name=self.name, region=region, instance_id__in=instance_ids)
+        return {row.instance_id: self._to_instance(row, now) for row in rows}
+
     def destroy_node(self, *, instance_id: str, region: str) -> None:
         """Terminate the instance at once; unknown and already terminated ids are left alone."""
         self._live_rows().filter(region=region, instance_id=instance_id).update(terminated_at=timezone.now())

@@ -394,3 +394,11 @@ CELERY_BEAT_SCHEDULE["update-state-gauges"] = {
 # doubled for each failure in a row, at most ENGINE_HEALTH_CHECK_BACKOFF_MAX seconds later.
 ENGINE_HEALTH_CHECKS_PER_SWEEP = env_int("ENGINE_HEALTH_CHECKS_PER_SWEEP", 200)
 ENGINE_HEALTH_CHECK_BACKOFF_MAX = env_float("ENGINE_HEALTH_CHECK_BACKOFF_MAX", 3600.0)
+
+# Fleet-scale engine: when many nodes across the fleet wait for their instance, a reconcile hands the deploy steps of
+# its nodes to one task per batch (`nodeclusters.deploy_nodes`, each node's step as ever, one after the other), which
+# spares a Celery message and task per node. A batch holds at most ENGINE_DEPLOY_BATCH_MAX nodes, and never more
+# than the nodes waiting per worker thread (ENGINE_DEPLOY_PARALLELISM, the threads of all workers): it takes no
+# longer than the queue would have made its nodes wait anyway, and a lone cluster's nodes still go one per task.
+ENGINE_DEPLOY_PARALLELISM = env_int("ENGINE_DEPLOY_PARALLELISM", env_int("WORKER_CONCURRENCY", 32))
+ENGINE_DEPLOY_BATCH_MAX = env_int("ENGINE_DEPLOY_BATCH_MAX", 20)

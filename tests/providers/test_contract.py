@@ -189,6 +189,24 @@ def test_get_of_an_unknown_id_is_none(kit):
     assert kit.driver.get_node(instance_id=kit.unknown_id, region=kit.region) is None
 
 
+def test_get_nodes_answers_for_many_ids_at_once_and_leaves_unknown_ones_out(kit):
+    created = [kit.driver.create_node(make_spec(region=kit.region, node_type=kit.node_type)) for _ in range(3)]
+    gone = created[0]
+    kit.driver.destroy_node(instance_id=gone.instance_id, region=kit.region)
+    asked = [instance.instance_id for instance in created] + [kit.unknown_id]
+
+    got = kit.driver.get_nodes(instance_ids=asked, region=kit.region)
+
+    assert set(got) <= set(asked) and kit.unknown_id not in got
+    for instance in created[1:]:
+        assert got[instance.instance_id].instance_id == instance.instance_id
+        assert got[instance.instance_id].node_uuid == instance.node_uuid
+        assert not got[instance.instance_id].is_gone
+    # A destroyed instance is either still known as gone or not known any more, as with `get_node`.
+    assert gone.instance_id not in got or got[gone.instance_id].is_gone
+    assert kit.driver.get_nodes(instance_ids=[], region=kit.region) == {}
+
+
 def test_a_node_can_be_created_again_after_its_instance_is_destroyed(kit):
     spec = make_spec(region=kit.region, node_type=kit.node_type)
     first = kit.driver.create_node(spec)

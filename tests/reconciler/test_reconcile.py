@@ -317,6 +317,17 @@ def test_the_sweep_finds_unconverged_clusters_and_stuck_nodes(user, catalog, set
     assert sorted(reconciler.unconverged_cluster_uuids(), key=str) == sorted([busy.uuid, idle.uuid], key=str)
 
 
+def test_the_sweep_leaves_a_busy_cluster_to_its_nodes_in_transit(user, catalog, settings):
+    """A fleet converging at once is not re-reconciled cluster by cluster every sweep: the landing of each cluster's
+    last node reconciles it. Once its nodes stop moving (a step lost), the sweep takes it up again."""
+    settings.ENGINE_STUCK_AFTER = 60
+    moving = factories.deploy(factories.make_cluster(user, name="moving", target_num_nodes=2))
+    reconciler.reconcile_node_cluster(moving.uuid)  # two nodes Deploying, their steps just scheduled
+    assert reconciler.unconverged_cluster_uuids() == []
+    Node.objects.filter(node_cluster=moving).update(engine_touched_at=timezone.now() - timezone.timedelta(minutes=5))
+    assert reconciler.unconverged_cluster_uuids() == [moving.uuid]
+
+
 def test_leaked_instances_are_reaped(deployed_cluster):
     driver = get_driver("digitalocean")
     stray = driver.create_node(
@@ -399,12 +410,12 @@ def test_one_poll_watches_every_booting_instance_of_the_cluster(user, catalog, s
     cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=3))
     run_round(cluster.uuid)  # creates the three instances; they boot for an hour
     assert set(cluster.nodes.values_list("state", flat=True)) == {NodeState.DEPLOYING}
-    with mock.patch.object(node_steps.deploy, "engine_schedule") as schedule:
-        assert node_steps.node_cluster_poll_step(cluster.uuid).outcome is node_steps.Outcome.WAITING
-        node_steps.schedule_cluster_poll(cluster.uuid)  # e.g. a deploy step landing meanwhile
-    # The poll scheduled its successor once; the step landing meanwhile found it scheduled.
+    with mock.patch.object(node_steps.poll, "engine_schedule") as schedule:
+        assert node_steps.region_poll_step(cluster.region_id).outcome is node_steps.Outcome.WAITING
+        node_steps.schedule_region_poll(cluster.region_id)  # e.g. a deploy step handing its instance over meanwhile
+    # The poll scheduled its successor once; the step handing over meanwhile found it scheduled.
     schedule.assert_called_once_with(
-        "nodeclusters.poll_node_cluster", cluster.uuid, countdown=settings.ENGINE_POLL_INTERVAL
+        "nodeclusters.poll_region", cluster.region_id, countdown=settings.ENGINE_POLL_INTERVAL
     )
     first, second, third = cluster.nodes.order_by("created_at")
     SimulatedInstance.objects.filter(instance_id__in=[first.instance_id, second.instance_id]).update(
@@ -412,9 +423,10 @@ def test_one_poll_watches_every_booting_instance_of_the_cluster(user, catalog, s
     )
     SimulatedInstance.objects.filter(instance_id=third.instance_id).update(terminated_at=timezone.now())
     driver_class = type(get_driver("digitalocean"))
-    with mock.patch.object(driver_class, "get_node", wraps=get_driver("digitalocean").get_node) as get_node:
-        assert node_steps.node_cluster_poll_step(cluster.uuid).outcome is node_steps.Outcome.DONE
-    assert get_node.call_count == 1  # one listing for all, a direct look only for the one the listing lacks
+    with mock.patch.object(driver_class, "get_nodes", wraps=get_driver("digitalocean").get_nodes) as get_nodes:
+        assert node_steps.region_poll_step(cluster.region_id).outcome is node_steps.Outcome.DONE
+    # One listing for all, one direct look for the one the listing lacks.
+    get_nodes.assert_called_once_with(instance_ids=[third.instance_id], region="lon1")
     states = dict(cluster.nodes.values_list("uuid", "state"))
     assert states == {
         first.uuid: NodeState.DEPLOYED,

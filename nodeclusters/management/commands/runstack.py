@@ -275,20 +275,15 @@ class Command(BaseCommand):
                 ],
             ),
             (
+                # `manage.py worker`: WORKER_PROCESSES Celery workers (2) sharing the threads, at a lower CPU priority
+                # (WORKER_NICE), each restarted if it exits; one process would use one core (see worker.py).
                 "worker",
                 [
                     python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "tutum_api",
+                    str(settings.BASE_DIR / "manage.py"),
                     "worker",
-                    "--pool",
-                    "threads",
                     "--concurrency",
                     str(worker_concurrency),
-                    "--loglevel",
-                    "INFO",
                 ],
             ),
             (

@@ -1,0 +1,116 @@
+"""Watching instances boot: one poll per provider and region, whatever the number of clusters booting there.
+
+Every `ENGINE_POLL_INTERVAL` while any node of the region is booting, the poll lists the provider's instances in
+the region once, lands every booting node of every cluster there whose instance runs (in one statement), fails
+those whose instance vanished or outlived the deploy timeout, and reconciles, in one batch, each cluster whose
+last node in transit has landed. Polling per cluster cost a task and a listing per cluster per interval, and
+each listing returned the whole region: 100 clusters booting in one region listed it 100 times an interval.
+"""
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from providers import registry
+from providers.base import InstanceState, PermanentProviderError, TransientProviderError
+
+from ..choices import NodeState
+from ..models import Node, Region
+from ..services.actions import engine_schedule
+from .common import Outcome, Step, _clusters_changed
+from .landing import TIMEOUT_TEXT, _nodes_deployed, _nodes_failed, _timed_out
+
+logger = logging.getLogger(__name__)
+
+#: What deciding on and landing a booting node reads, and no more: the poll reads every booting node of a region
+#: every interval.
+_BOOTING_FIELDS = (
+    "uuid",
+    "owner",
+    "node_cluster",
+    "node_type",
+    "region",
+    "instance_id",
+    "created_at",
+    "engine_touched_at",
+    "node_cluster__disk",
+    "node_type__cpu",
+    "node_type__memory",
+    "node_type__disk",
+)
+
+
+def schedule_region_poll(region_id) -> None:
+    """Look at the region's booting instances in ENGINE_POLL_INTERVAL, unless a poll of the region is scheduled."""
+    if region_id is None:
+        return
+    now = timezone.now()
+    interval = settings.ENGINE_POLL_INTERVAL
+    claimed = (
+        Region.objects.filter(pk=region_id)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .update(next_poll_at=now + datetime.timedelta(seconds=interval))
+    )
+    if claimed:
+        engine_schedule("nodeclusters.poll_region", region_id, countdown=interval)
+
+
+def region_poll_step(region_id) -> Step:
+    """One provider listing for the booting instances of every cluster in the region: each deployed, failed, or
+    still booting (and then polled again), with the same conditional writes a deploy step's landing makes."""
+    # This poll is running: the next one may be scheduled (whatever the clock skew between ETA and now).
+    Region.objects.filter(pk=region_id).update(next_poll_at=None)
+    region = Region.objects.select_related("provider").filter(pk=region_id).first()
+    if region is None:
+        return Step(Outcome.DONE)
+    booting = list(
+        Node.objects.filter(region_id=region_id, state=NodeState.DEPLOYING)
+        .exclude(instance_id="")
+        .select_related("node_cluster", "node_type")
+        .only(*_BOOTING_FIELDS)
+    )
+    if not booting:
+        return Step(Outcome.DONE)
+    try:
+        driver = registry.get_driver(region.provider.name)
+        listed = {instance.instance_id: instance for instance in driver.list_nodes(region=region.name)}
+        missing = [node.instance_id for node in booting if node.instance_id not in listed]
+        if missing:  # listings can lag behind a create: ask for these directly (in one call where the provider can)
+            listed.update(driver.get_nodes(instance_ids=missing, region=region.name))
+        still_booting, running, failures = [], [], []
+        for node in booting:
+            instance = listed.get(node.instance_id)
+            if instance is None or instance.is_gone:
+                failures.append((node, f"instance {node.instance_id} disappeared while deploying"))
+            elif instance.state == InstanceState.RUNNING:
+                running.append((node, instance))
+            elif _timed_out(node):
+                failures.append((node, f"instance {node.instance_id} still {instance.state} after {TIMEOUT_TEXT}"))
+            else:
+                still_booting.append(node.pk)
+        failed, busy = _nodes_failed(failures)
+        landed, skipped = _nodes_deployed(running, reconcile=False)
+        _clusters_changed(landed, failed=failed)
+        still_booting += busy + skipped
+    except TransientProviderError as error:
+        logger.warning("poll of %s: transient provider error: %s", region, error)
+        still_booting = [node.pk for node in booting]
+    except PermanentProviderError as error:
+        logger.warning("poll of %s failed: %s; the sweep will retry", region, error)
+        return Step(Outcome.DONE)
+    if still_booting:
+        # Touched: a node the poll is watching is not stuck. Once per half the time it takes to count as stuck is
+        # enough, and spares rewriting every booting row at every poll.
+        now = timezone.now()
+        stale = now - datetime.timedelta(seconds=settings.ENGINE_STUCK_AFTER / 2)
+        Node.objects.filter(
+            Q(engine_touched_at__isnull=True) | Q(engine_touched_at__lt=stale),
+            pk__in=still_booting,
+            state=NodeState.DEPLOYING,
+        ).update(engine_touched_at=now)
+        schedule_region_poll(region_id)
+        return Step(Outcome.WAITING)
+    return Step(Outcome.DONE)
