@@ -25,6 +25,7 @@ from tests.clients.conftest import (
     _accepts_connections,
     client_env,
     client_home,  # noqa: F401 (a fixture, used by the fixtures below)
+    run_cli,
 )
 from tests.support.engine import ROOT
 from tests.support.stack import RunStack
@@ -117,24 +118,7 @@ def tutum(cli_dir, stack, client_home) -> Callable[..., CliResult]:  # noqa: F81
     """`tutum(*args, timeout=..., **env)` runs the new CLI as a user would after pasting the banner's exports."""
 
     def run(*args: str, timeout: float = 60, **env: str) -> CliResult:
-        command = [sys.executable, str(cli_dir / "bin" / "tutum"), *args]
-        try:
-            answer = subprocess.run(
-                command,
-                env=client_env(stack, cli_dir, client_home, **env),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as expired:
-            out = (expired.stdout or b"").decode(errors="replace")
-            err = (expired.stderr or b"").decode(errors="replace")
-            raise AssertionError(
-                f"`tutum {' '.join(args)}` still running after {timeout:.0f} s\n--- stdout\n{out}\n--- stderr\n{err}"
-            ) from None
-        return CliResult(
-            answer.returncode, answer.stdout.decode(errors="replace"), answer.stderr.decode(errors="replace")
-        )
+        return run_cli(sys.executable, cli_dir, stack, client_home, args, timeout=timeout, **env)
 
     return run
 

@@ -217,6 +217,28 @@ class Background:
         return self.process.returncode
 
 
+def run_cli(
+    interpreter, cli_dir: Path, stack, client_home: Path, args, *, timeout: float = 60, **env: str
+) -> CliResult:
+    """Run `<cli_dir>/bin/tutum *args` with `interpreter`, as a user would after pasting the banner's exports."""
+    command = [str(interpreter), str(cli_dir / "bin" / "tutum"), *args]
+    try:
+        answer = subprocess.run(
+            command,
+            env=client_env(stack, cli_dir, client_home, **env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as expired:
+        out = (expired.stdout or b"").decode(errors="replace")
+        err = (expired.stderr or b"").decode(errors="replace")
+        raise AssertionError(
+            f"`tutum {' '.join(args)}` still running after {timeout:.0f} s\n--- stdout\n{out}\n--- stderr\n{err}"
+        ) from None
+    return CliResult(answer.returncode, answer.stdout.decode(errors="replace"), answer.stderr.decode(errors="replace"))
+
+
 @pytest.fixture(scope="module")
 def client_home(tmp_path_factory) -> Path:
     """An empty HOME, so no ~/.tutum of the machine's user changes the credentials."""
@@ -228,24 +250,7 @@ def tutum(python27, cli_dir, stack, client_home) -> Callable[..., CliResult]:
     """`tutum(*args, timeout=...)` runs the official CLI as `PYTHONPATH=<dir> python2.7 <dir>/bin/tutum ...`."""
 
     def run(*args: str, timeout: float = 60, **env: str) -> CliResult:
-        command = [str(python27), str(cli_dir / "bin" / "tutum"), *args]
-        try:
-            answer = subprocess.run(
-                command,
-                env=client_env(stack, cli_dir, client_home, **env),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as expired:
-            out = (expired.stdout or b"").decode(errors="replace")
-            err = (expired.stderr or b"").decode(errors="replace")
-            raise AssertionError(
-                f"`tutum {' '.join(args)}` still running after {timeout:.0f} s\n--- stdout\n{out}\n--- stderr\n{err}"
-            ) from None
-        return CliResult(
-            answer.returncode, answer.stdout.decode(errors="replace"), answer.stderr.decode(errors="replace")
-        )
+        return run_cli(python27, cli_dir, stack, client_home, args, timeout=timeout, **env)
 
     return run
 
