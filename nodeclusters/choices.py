@@ -124,3 +124,67 @@ class ActionName(models.TextChoices):
     NODE_TERMINATE = "Node Terminate"
     NODE_HEALTH_CHECK = "Node Health Check"
     NODE_DOCKER_UPGRADE = "Node Docker Upgrade"
+
+
+class ReasonCode(models.TextChoices):
+    """Why something was refused or failed: one table for preflight refusals, failed node steps, failed actions and
+    nodes (`failure_reason_code`). Drivers raise errors carrying the provider-level codes (providers.errors)."""
+
+    # Refusals before anything is accepted (preflight).
+    NO_CREDENTIALS = "no_credentials"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    NODE_TYPE_UNAVAILABLE = "node_type_unavailable"
+    REGION_UNAVAILABLE = "region_unavailable"
+    USER_LIMIT = "user_limit"
+    # What a provider answered.
+    CAPACITY_UNAVAILABLE = "capacity_unavailable"
+    RATE_LIMITED = "rate_limited"
+    AUTH_FAILED = "auth_failed"
+    INVALID_REQUEST = "invalid_request"
+    PROVIDER_ERROR = "provider_error"
+    # What the engine saw.
+    BOOT_TIMEOUT = "boot_timeout"
+    INSTANCE_GONE = "instance_gone"
+    UNREACHABLE = "unreachable"
+    CANCELED = "canceled"
+    SUPERSEDED = "superseded"
+
+
+class ScaleInPolicy(models.TextChoices):
+    """Which nodes a scale-down removes first (after those that never came up and unreachable ones)."""
+
+    NEWEST_FIRST = "newest_first"
+    OLDEST_FIRST = "oldest_first"
+
+
+class StepKind(models.TextChoices):
+    """One node's part of an action (an action's `steps`)."""
+
+    CREATE = "create"
+    BOOT = "boot"
+    TERMINATE = "terminate"
+    REPAIR = "repair"
+    UPGRADE = "upgrade"
+
+
+class StepState(models.TextChoices):
+    """Lifecycle of one step, spelled like the action states."""
+
+    IN_PROGRESS = "In progress", "In progress"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+
+class CredentialKind(models.TextChoices):
+    """What a linked cloud account holds."""
+
+    TOKEN = "token"  # DigitalOcean API token
+    ACCESS_KEY = "access_key"  # AWS access key id and secret
+    ROLE = "role"  # AWS role assumed through STS with an external id
+
+
+class WebhookDeliveryState(models.TextChoices):
+    PENDING = "Pending"
+    DELIVERED = "Delivered"
+    FAILED = "Failed"  # given up: the webhook failed for WEBHOOK_GIVE_UP_SECONDS

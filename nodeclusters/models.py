@@ -8,7 +8,19 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .choices import ActionState, EventAction, EventType, NodeClusterState, NodeState
+from .choices import (
+    ActionState,
+    CredentialKind,
+    EventAction,
+    EventType,
+    NodeClusterState,
+    NodeState,
+    ReasonCode,
+    ScaleInPolicy,
+    StepKind,
+    StepState,
+    WebhookDeliveryState,
+)
 
 
 class Provider(models.Model):
@@ -72,6 +84,16 @@ class NodeType(models.Model):
     disk = models.PositiveIntegerField(default=20, help_text="Local disk in GB")
     regions = models.ManyToManyField(Region, related_name="node_types", blank=True)
     availability_zones = models.ManyToManyField(AvailabilityZone, related_name="node_types", blank=True)
+    # The provider's list prices where its API gives them (DigitalOcean does; AWS's EC2 API does not).
+    price_monthly = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    price_hourly = models.DecimalField(max_digits=12, decimal_places=5, null=True, blank=True)
+    # A name Tutum's 2015 catalog used ("1gb"): still valid in URIs and for new clusters, created at the provider as
+    # today's equivalent size (`provider_node_type`).
+    alias_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="aliases", editable=False
+    )
+    # When the catalog sync last saw the type at the provider (null for seeded rows never synced).
+    synced_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["provider__name", "name"]
@@ -79,6 +101,38 @@ class NodeType(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider.name}/{self.name}"
+
+    @property
+    def provider_node_type(self) -> str:
+        """The size name sent to the provider: the current type a legacy alias stands for, else the name."""
+        return self.alias_of.name if self.alias_of_id else self.name
+
+
+class CloudAccount(models.Model):
+    """A user's own account at a cloud provider; the engine creates the user's nodes with it.
+
+    `secret` is a Fernet token (nodeclusters.services.secrets) of the JSON credentials, never the clear text.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cloud_accounts")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="accounts")
+    kind = models.CharField(max_length=16, choices=CredentialKind.choices)
+    label = models.CharField(max_length=128, blank=True)
+    secret = models.TextField(editable=False)
+    # The last four characters of the token or access key id, to tell accounts apart without showing them.
+    hint = models.CharField(max_length=8, blank=True)
+    # What the provider said about the account when it was last verified (e.g. the droplet limit, the account id).
+    limits = models.JSONField(default=dict, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["owner", "provider__name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "provider"], name="cloudaccount_one_per_provider")]
+
+    def __str__(self) -> str:
+        return f"{self.owner} at {self.provider.name} (…{self.hint})"
 
 
 class NodeCluster(models.Model):
@@ -95,6 +149,16 @@ class NodeCluster(models.Model):
     target_num_nodes = models.PositiveIntegerField(default=1)
     tags = models.JSONField(default=list, blank=True)
     provider_options = models.JSONField(default=dict, blank=True)
+    # Exact control of scaling: which nodes a scale-down removes first, and the bounds a target must stay in.
+    scale_in_policy = models.CharField(max_length=16, choices=ScaleInPolicy.choices, default=ScaleInPolicy.NEWEST_FIRST)
+    min_num_nodes = models.PositiveIntegerField(null=True, blank=True)
+    max_num_nodes = models.PositiveIntegerField(null=True, blank=True)
+    # Self-repair: a node Unreachable longer than this (seconds) or whose instance is gone is replaced, at most
+    # `max_repairs_per_hour` times an hour, and not at all while more than `max_unhealthy_percent` of the nodes are
+    # unhealthy (an outage at the provider must not start a replacement storm).
+    unhealthy_timeout = models.PositiveIntegerField(default=600)
+    max_unhealthy_percent = models.PositiveSmallIntegerField(default=40)
+    max_repairs_per_hour = models.PositiveSmallIntegerField(default=3)
     # The latest action that set the desired state; the engine reports progress on it and supersedes the
     # previous one when a newer request arrives.
     current_action = models.ForeignKey("Action", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -139,6 +203,9 @@ class Node(models.Model):
     last_metric = models.JSONField(default=dict, blank=True)
     tunnel = models.CharField(max_length=255, null=True, blank=True)
     failure_reason = models.TextField(blank=True)
+    failure_reason_code = models.CharField(max_length=32, choices=ReasonCode.choices, blank=True)
+    # A node created by self-repair names the node it replaces.
+    replaces = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     # Deploy attempts that may have created an instance: counted as the deploy step takes the node while it has
     # no instance id yet. At 1 the step is the first, so no instance can carry the node's tag and it skips
     # asking the provider for one an earlier attempt made.
@@ -200,6 +267,8 @@ class Action(models.Model):
     can_be_retried = models.BooleanField(default=False)
     # For actions that set a cluster's desired size: the size asked for, so a retry can ask for it again.
     target_num_nodes = models.PositiveIntegerField(null=True, blank=True)
+    # Why a failed action failed (one of ReasonCode), blank otherwise.
+    reason_code = models.CharField(max_length=32, choices=ReasonCode.choices, blank=True)
 
     class Meta:
         ordering = ["-start_date", "uuid"]
@@ -234,6 +303,26 @@ class ActionLogLine(models.Model):
 
     def render(self) -> str:
         return f"{self.created_at.astimezone(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} {self.message}\n"
+
+
+class ActionStep(models.Model):
+    """One node's step within an action (create, boot, terminate, repair, upgrade): the action's `steps`."""
+
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="steps")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="steps")
+    step = models.CharField(max_length=16, choices=StepKind.choices)
+    state = models.CharField(max_length=16, choices=StepState.choices, default=StepState.IN_PROGRESS)
+    reason_code = models.CharField(max_length=32, choices=ReasonCode.choices, blank=True)
+    message = models.TextField(blank=True)
+    start_date = models.DateTimeField(default=timezone.now)
+    end_date = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["node", "step", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.step} {self.node_id} ({self.state})"
 
 
 class Event(models.Model):
@@ -290,3 +379,82 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class IdempotencyKey(models.Model):
+    """A write made with an `Idempotency-Key` header and the answer it got, replayed for a repeat within 24 h."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # SHA-256 of the method, path and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    # Null while the first request is still running.
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField(blank=True, default=b"")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotencykey_unique_per_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.owner}: {self.key}"
+
+
+class Webhook(models.Model):
+    """A user's URL that gets every event of their objects (the Stream API's events), signed with `secret`."""
+
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=2048)
+    # Event types delivered (EventType values); empty means all.
+    types = models.JSONField(default=list, blank=True)
+    # Fernet token of the signing secret (it must be read back to sign, so it is encrypted, not hashed).
+    secret = models.TextField(editable=False)
+    active = models.BooleanField(default=True)
+    # The last event (by sequence) turned into deliveries for this webhook.
+    cursor = models.BigIntegerField(default=0)
+    # Since when every delivery attempt has failed (null while deliveries succeed); after
+    # WEBHOOK_GIVE_UP_SECONDS of it the webhook is disabled.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "uuid"]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.uuid})"
+
+
+class WebhookDelivery(models.Model):
+    """One event to POST to one webhook, retried with backoff; delivered in order per object."""
+
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    # The event's id as the Stream API gives it (its sequence), and the object it is about (ordering per object).
+    event_id = models.BigIntegerField()
+    object_uuid = models.UUIDField()
+    payload = models.JSONField()
+    state = models.CharField(max_length=16, choices=WebhookDeliveryState.choices, default=WebhookDeliveryState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-event_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "event_id"], name="webhookdelivery_once_per_event"),
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            models.Index(fields=["webhook", "object_uuid", "event_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} to {self.webhook_id} ({self.state})"

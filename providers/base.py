@@ -8,17 +8,37 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from decimal import Decimal
 
-from providers.errors import PermanentProviderError, ProviderError, TransientProviderError
+from providers.errors import (
+    AuthFailed,
+    CapacityUnavailable,
+    InvalidProviderRequest,
+    PermanentProviderError,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    TransientProviderError,
+)
 from providers.instrumentation import OPERATIONS, instrument
 
 __all__ = [
+    "AccountInfo",
+    "AuthFailed",
+    "CapacityUnavailable",
+    "Catalog",
+    "CatalogNodeType",
+    "CatalogRegion",
     "Instance",
     "InstanceState",
+    "InvalidProviderRequest",
     "NodeDriver",
     "NodeSpec",
     "PermanentProviderError",
     "ProviderError",
+    "Quota",
+    "QuotaExceeded",
+    "RateLimited",
     "TransientProviderError",
 ]
 
@@ -70,6 +90,63 @@ class Instance:
     @property
     def is_gone(self) -> bool:
         return self.state in (InstanceState.TERMINATING, InstanceState.TERMINATED)
+
+
+@dataclass(frozen=True)
+class CatalogRegion:
+    """A region as the provider lists it; `zones` are its availability zones (AWS), empty where there are none."""
+
+    name: str
+    label: str
+    available: bool = True
+    zones: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CatalogNodeType:
+    """An instance size as the provider lists it, with the regions (and zones) that offer it."""
+
+    name: str
+    label: str
+    cpu: int
+    memory_mb: int
+    disk_gb: int
+    regions: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    price_monthly: Decimal | None = None
+    price_hourly: Decimal | None = None
+    available: bool = True
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything `fetch_catalog` found: what the catalog sync writes into the database."""
+
+    regions: tuple[CatalogRegion, ...]
+    node_types: tuple[CatalogNodeType, ...]
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """What one cheap read call says about an account: who it is and its limits (e.g. {"droplet_limit": 25})."""
+
+    account_id: str
+    label: str = ""
+    limits: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """An account's capacity for new nodes in a region, in the provider's unit: "droplets" (each node counts one)
+    or "vcpus" (each node counts its type's vCPUs). `limit` is None when the provider does not say."""
+
+    unit: str
+    limit: int | None
+    in_use: int
+
+    def cost(self, *, nodes: int, cpu: int) -> int:
+        """What `nodes` new nodes of a type with `cpu` vCPUs use of this quota."""
+        return nodes * cpu if self.unit == "vcpus" else nodes
 
 
 class NodeDriver(ABC):
@@ -141,6 +218,20 @@ class NodeDriver(ABC):
     def upgrade_docker(self, *, instance_id: str, region: str) -> None:
         """Upgrade the Docker engine on the instance, where the provider supports it."""
         raise PermanentProviderError(f"Docker upgrade is not supported on provider {self.name!r}")
+
+    # --- accounts and the catalog (issue "today's clouds"): optional, the engine works without them --------------
+
+    def verify_account(self) -> AccountInfo:
+        """Check the driver's credentials with one cheap read call; AuthFailed if the provider refuses them."""
+        raise PermanentProviderError(f"Provider {self.name!r} cannot verify accounts")
+
+    def fetch_catalog(self) -> Catalog:
+        """The provider's regions, zones and instance sizes today, with prices where its API gives them."""
+        raise PermanentProviderError(f"Provider {self.name!r} cannot list its catalog")
+
+    def get_quota(self, *, region: str) -> Quota | None:
+        """The account's limit for new nodes in the region and how much of it is used; None if unreadable."""
+        return None
 
     def tags_for(self, spec: NodeSpec) -> dict[str, str]:
         """The tags every created instance carries."""

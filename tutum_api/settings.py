@@ -35,6 +35,14 @@ def env_float(name: str, default: float) -> float:
     return float(value) if value not in (None, "") else default
 
 
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated setting as a list of its non-empty items."""
+    value = os.environ.get(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def embedded_process() -> bool:
     """Whether this process may use a key of its own making: `make run` (`manage.py runstack`), the tests (pytest
     sets PYTEST_VERSION for its run), or a process started with TUTUM_EMBEDDED=1."""
@@ -42,16 +50,18 @@ def embedded_process() -> bool:
     return runstack or bool(os.environ.get("PYTEST_VERSION")) or env_bool("TUTUM_EMBEDDED", False)
 
 
-def embedded_secret_key(path: Path) -> str:
-    """The key kept in `path` (mode 0600), generated on first use. Processes starting at once all get the first
-    one written: the file appears whole (a hard link to a finished temporary file) or not at all."""
+def embedded_secret_key(path: Path, make=None) -> str:
+    """The key kept in `path` (mode 0600), generated on first use (`make()`, a Django secret key by default).
+    Processes starting at once all get the first one written: the file appears whole (a hard link to a finished
+    temporary file) or not at all."""
     if not path.exists():
-        from django.core.management.utils import get_random_secret_key
+        if make is None:
+            from django.core.management.utils import get_random_secret_key as make
 
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0600
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
         try:
             with os.fdopen(descriptor, "w") as handle:
-                handle.write(get_random_secret_key() + "\n")
+                handle.write(make() + "\n")
             with contextlib.suppress(FileExistsError):  # another process was first: use its key
                 os.link(temporary, path)
         finally:
@@ -302,6 +312,30 @@ AWS_DEFAULT_AMI = os.environ.get("AWS_DEFAULT_AMI", "")
 AWS_AMIS = os.environ.get("AWS_AMIS", "{}")
 DIGITALOCEAN_TOKEN = os.environ.get("DIGITALOCEAN_TOKEN", "")
 DIGITALOCEAN_IMAGE = os.environ.get("DIGITALOCEAN_IMAGE", "ubuntu-24-04-x64")
+# Where the DigitalOcean driver sends its API calls (a test double, a proxy); DigitalOcean's own API when unset.
+DIGITALOCEAN_API_URL = os.environ.get("DIGITALOCEAN_API_URL") or None
+
+# Each user's own cloud accounts (PUT /api/v1/provider/<name>/credentials/). The operator's credentials above serve
+# the catalog sync, and deploys only for the providers listed here ("*" for all): nothing else falls back to the
+# operator's account. The simulated clouds are one shared account unless this is set.
+SHARED_PROVIDER_ACCOUNTS = env_list("SHARED_PROVIDER_ACCOUNTS", ["*"] if SIMULATE_PROVIDERS else [])
+# Fernet keys (comma-separated, newest first) that encrypt linked credentials and webhook secrets at rest; the
+# first encrypts, all decrypt (`manage.py rotatecredentialskey` re-encrypts under the first). `make run` and the
+# tests keep a generated key in var/credentials_key.
+CREDENTIALS_KEYS = env_list("CREDENTIALS_KEYS", [])
+if not CREDENTIALS_KEYS and embedded_process():
+
+    def _fernet_key() -> str:
+        from cryptography.fernet import Fernet
+
+        return Fernet.generate_key().decode()
+
+    CREDENTIALS_KEYS = [embedded_secret_key(VAR_DIR / "credentials_key", _fernet_key)]
+    os.environ["CREDENTIALS_KEYS"] = CREDENTIALS_KEYS[0]  # for the processes this one starts, as DJANGO_SECRET_KEY
+# Operator limits per user, checked before a create, deploy or scale is accepted (0: no limit).
+MAX_NODES_PER_USER = env_int("MAX_NODES_PER_USER", 0)
+MAX_CLUSTERS_PER_USER = env_int("MAX_CLUSTERS_PER_USER", 0)
+CATALOG_SYNC_INTERVAL = env_float("CATALOG_SYNC_INTERVAL", 86400.0)
 
 # JSON lines by default (LOG_FORMAT=plain for a terminal); engine lines carry node_cluster_uuid, node_uuid
 # and action_uuid (see tutum_api/logging.py).
