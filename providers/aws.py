@@ -1,34 +1,32 @@
-"""The Amazon EC2 driver, through boto3. Credentials come from the standard AWS chain (env, config files, roles)."""
+"""The Amazon EC2 driver, through boto3: the server's own AWS chain, or a user's access keys or assumed role."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
+from botocore.exceptions import ClientError
 
+from providers import aws_catalog
+from providers.aws_errors import error_code, translated_errors
+from providers.aws_session import build_session, credentials_kind
 from providers.base import (
     CLUSTER_UUID_TAG,
     NODE_UUID_TAG,
     OWNER_TAG,
+    AccountInfo,
+    Catalog,
     Instance,
     InstanceState,
+    InvalidProviderRequest,
     NodeDriver,
     NodeSpec,
     PermanentProviderError,
-    TransientProviderError,
+    Quota,
 )
 
 # EC2 instance-state-name values mapped onto the neutral states. "stopping" counts as stopped: the instance is
@@ -45,28 +43,6 @@ LIVE_EC2_STATES = ["pending", "running", "stopping", "stopped"]
 # Values one DescribeInstances filter takes at most.
 DESCRIBE_FILTER_VALUES = 200
 
-# Error codes that say "not now" rather than "never": throttling, capacity that may free up, AWS-side faults.
-TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "SlowDown",
-        "InsufficientInstanceCapacity",
-        "InsufficientHostCapacity",
-        "InsufficientCapacity",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "Unavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "PriorRequestNotComplete",
-    }
-)
 # Codes EC2 answers for an instance id it does not know (any more), or one that cannot be an instance id.
 UNKNOWN_INSTANCE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 
@@ -82,6 +58,9 @@ BOTO_CONFIG = Config(
 # Used when the AMI's root device name cannot be looked up; it is the root device of most current Linux AMIs.
 DEFAULT_ROOT_DEVICE = "/dev/xvda"
 
+# Canonical's public SSM parameter naming the current Ubuntu 24.04 LTS AMI of the region it is read in.
+UBUNTU_AMI_PARAMETER = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+
 
 class AWSDriver(NodeDriver):
     """Amazon EC2. One boto3 client per region, created once and shared by every thread calling the driver."""
@@ -94,18 +73,37 @@ class AWSDriver(NodeDriver):
         *,
         owner_tag: str = "tutum-api",
         provider_name: str | None = None,
+        credentials: dict | None = None,
         endpoint_url: str | None = None,
         amis: dict[str, str] | None = None,
         default_ami: str | None = None,
+        ami_parameter: str = UBUNTU_AMI_PARAMETER,
+        home_region: str = "us-east-1",
+        catalog_regions: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+        catalog_instance_types: Iterable[str] = (),
     ) -> None:
-        """`endpoint_url` points at a stand-in such as a moto server; None uses AWS's own endpoints."""
+        """`credentials` name the account: None for the server's own chain, {"access_key_id", "secret_access_key"}
+        or {"role_arn", "external_id"}. `endpoint_url` points at a stand-in such as a moto server. The AMI of a
+        node is its cluster's `provider_options["ami"]`, else `amis[region]`, else `default_ami`, else the region's
+        current Ubuntu LTS from the public SSM parameter `ami_parameter`. `home_region` answers account-wide
+        questions; `catalog_regions` (or a callable giving them) bounds the catalog to those regions, and
+        `catalog_instance_types` (patterns such as "t3.*") to those types.
+        """
         super().__init__(owner_tag=owner_tag, provider_name=provider_name)
+        credentials_kind(credentials)  # refuses a malformed credentials object now, not at the first call
+        self._credentials = dict(credentials) if credentials is not None else None
         self.endpoint_url = endpoint_url or None
         self.amis = dict(amis or {})
         self.default_ami = default_ami or None
+        self.ami_parameter = ami_parameter
+        self.home_region = home_region
+        self.catalog_regions = catalog_regions
+        self.catalog_instance_types = tuple(catalog_instance_types)
         self._session: boto3.session.Session | None = None
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         self._root_devices: dict[tuple[str, str], str] = {}
+        self._resolved_amis: dict[str, str] = {}
+        self._type_vcpus: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def create_node(self, spec: NodeSpec) -> Instance:
@@ -117,9 +115,7 @@ class AWSDriver(NodeDriver):
         existing = self.find_node(node_uuid=spec.node_uuid, region=spec.region)
         if existing is not None:
             return existing
-        image_id = self.amis.get(spec.region) or self.default_ami
-        if not image_id:
-            raise PermanentProviderError(f"aws: no AMI configured for region {spec.region} and no default AMI")
+        image_id = self._image_for(spec)
         params = {
             "MinCount": 1,
             "MaxCount": 1,
@@ -140,7 +136,7 @@ class AWSDriver(NodeDriver):
             params["Placement"] = {"AvailabilityZone": spec.availability_zone}
         params.update(self._provider_option_params(spec))
         client = self._client(spec.region)
-        with _translated_errors("run_instances"):
+        with translated_errors("run_instances"):
             response = client.run_instances(**params)
             instance = self._to_instance(response["Instances"][0], spec.region)
             if instance.is_gone:
@@ -190,7 +186,7 @@ class AWSDriver(NodeDriver):
     def destroy_node(self, *, instance_id: str, region: str) -> None:
         """Terminate the instance; an id EC2 no longer knows is already as destroyed as it gets."""
         try:
-            with _translated_errors("terminate_instances"):
+            with translated_errors("terminate_instances"):
                 self._client(region).terminate_instances(InstanceIds=[instance_id])
         except PermanentProviderError as error:
             if _is_unknown_instance(error):
@@ -205,29 +201,81 @@ class AWSDriver(NodeDriver):
         ]
         return [self._to_instance(item, region) for item in self._describe(region, Filters=filters)]
 
-    def _client(self, region: str):
-        """The region's EC2 client, created once under a lock: boto3 clients are thread-safe, sessions are not.
+    def verify_account(self) -> AccountInfo:
+        """The account id and ARN the credentials act as (STS GetCallerIdentity), with the home region's vCPU quota
+        where Service Quotas lets us read it."""
+        return aws_catalog.verify_account(self._client_for, region=self.home_region)
 
-        The driver's own session keeps the EC2 model loaded once for all its regions.
+    def fetch_catalog(self) -> Catalog:
+        """Regions, zones and instance types (vCPUs, memory, instance store) in the regions the catalog syncs."""
+        regions = self.catalog_regions() if callable(self.catalog_regions) else self.catalog_regions
+        return aws_catalog.fetch_catalog(
+            self._client_for,
+            home_region=self.home_region,
+            regions=regions,
+            type_patterns=self.catalog_instance_types,
+        )
+
+    def get_quota(self, *, region: str) -> Quota | None:
+        """The region's running On-Demand standard vCPU quota (None where unreadable) and the vCPUs in use."""
+        filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        instances = self._describe(region, Filters=filters)
+        return aws_catalog.get_quota(self._client_for, region=region, instances=instances, type_vcpus=self._type_vcpus)
+
+    def _client(self, region: str, service: str = "ec2"):
+        """The region's client for the service, created once under a lock: boto3 clients are thread-safe, sessions
+        are not. The driver's own session (one account) keeps each service model loaded once for all its regions.
         """
-        client = self._clients.get(region)
+        key = (service, region)
+        client = self._clients.get(key)
         if client is None:
             with self._lock:
-                client = self._clients.get(region)
+                client = self._clients.get(key)
                 if client is None:
-                    with _translated_errors("create client"):
+                    with translated_errors("create client"):
                         if self._session is None:
-                            self._session = boto3.session.Session()
+                            self._session = build_session(
+                                self._credentials,
+                                endpoint_url=self.endpoint_url,
+                                region=self.home_region,
+                                config=BOTO_CONFIG,
+                            )
                         client = self._session.client(
-                            "ec2", region_name=region, endpoint_url=self.endpoint_url, config=BOTO_CONFIG
+                            service, region_name=region, endpoint_url=self.endpoint_url, config=BOTO_CONFIG
                         )
-                    self._clients[region] = client
+                    self._clients[key] = client
         return client
+
+    def _client_for(self, service: str, region: str):
+        """`_client` with the argument order the catalog helpers use."""
+        return self._client(region, service)
+
+    def _image_for(self, spec: NodeSpec) -> str:
+        """The node's AMI: the cluster's own, the region's configured one, the default, or today's Ubuntu LTS."""
+        options = spec.provider_options if isinstance(spec.provider_options, dict) else {}
+        image_id = options.get("ami") or self.amis.get(spec.region) or self.default_ami
+        if image_id:
+            return str(image_id)
+        image_id = self._resolved_amis.get(spec.region)
+        if image_id is None:
+            try:
+                with translated_errors("get_parameter"):
+                    answer = self._client(spec.region, "ssm").get_parameter(Name=self.ami_parameter)
+            except PermanentProviderError as error:
+                cause = error.__cause__
+                if not (isinstance(cause, ClientError) and error_code(cause) == "ParameterNotFound"):
+                    raise
+                raise InvalidProviderRequest(
+                    f"aws: no AMI configured for region {spec.region} (AWS_AMIS, AWS_DEFAULT_AMI or the cluster's "
+                    f'provider_options "ami") and SSM parameter {self.ami_parameter} does not exist there'
+                ) from error
+            image_id = self._resolved_amis[spec.region] = answer["Parameter"]["Value"]
+        return image_id
 
     def _describe(self, region: str, **params) -> list[dict]:
         """Every instance DescribeInstances returns for these parameters, across all pages."""
         paginator = self._client(region).get_paginator("describe_instances")
-        with _translated_errors("describe_instances"):
+        with translated_errors("describe_instances"):
             # Collected inside the error translation: pages are fetched lazily while iterating.
             return [
                 instance
@@ -241,7 +289,7 @@ class AWSDriver(NodeDriver):
         key = (region, image_id)
         if key not in self._root_devices:
             try:
-                with _translated_errors("describe_images"):
+                with translated_errors("describe_images"):
                     images = self._client(region).describe_images(ImageIds=[image_id]).get("Images", [])
             except PermanentProviderError:
                 # An unknown AMI is reported by RunInstances with its own, clearer error; guess the device here.
@@ -253,12 +301,12 @@ class AWSDriver(NodeDriver):
         """RunInstances parameters for Tutum's AWS provider options (`vpc` and `iam`)."""
         options = spec.provider_options or {}
         if not isinstance(options, dict):
-            raise PermanentProviderError("aws: provider_options must be an object")
+            raise InvalidProviderRequest("aws: provider_options must be an object")
         params: dict[str, Any] = {}
         vpc = options.get("vpc")
         if vpc is not None:
             if not isinstance(vpc, dict) or not vpc.get("id"):
-                raise PermanentProviderError('aws: provider_options "vpc" needs an "id"')
+                raise InvalidProviderRequest('aws: provider_options "vpc" needs an "id"')
             subnets = _string_list(vpc.get("subnets"), "vpc.subnets")
             security_groups = _string_list(vpc.get("security_groups"), "vpc.security_groups")
             if not subnets:
@@ -269,7 +317,7 @@ class AWSDriver(NodeDriver):
         iam = options.get("iam")
         if iam is not None:
             if not isinstance(iam, dict) or not iam.get("instance_profile_name"):
-                raise PermanentProviderError('aws: provider_options "iam" needs an "instance_profile_name"')
+                raise InvalidProviderRequest('aws: provider_options "iam" needs an "instance_profile_name"')
             params["IamInstanceProfile"] = {"Name": str(iam["instance_profile_name"])}
         return params
 
@@ -278,11 +326,11 @@ class AWSDriver(NodeDriver):
         filters = [{"Name": "vpc-id", "Values": [vpc_id]}]
         if spec.availability_zone:
             filters.append({"Name": "availability-zone", "Values": [spec.availability_zone]})
-        with _translated_errors("describe_subnets"):
+        with translated_errors("describe_subnets"):
             pages = self._client(spec.region).get_paginator("describe_subnets").paginate(Filters=filters)
             subnets = sorted(subnet["SubnetId"] for page in pages for subnet in page.get("Subnets", []))
         if not subnets:
-            raise PermanentProviderError(f"aws: VPC {vpc_id} has no subnet in {spec.availability_zone or spec.region}")
+            raise InvalidProviderRequest(f"aws: VPC {vpc_id} has no subnet in {spec.availability_zone or spec.region}")
         return subnets
 
     def _tag_list(self, spec: NodeSpec) -> list[dict[str, str]]:
@@ -319,38 +367,10 @@ class AWSDriver(NodeDriver):
         )
 
 
-@contextmanager
-def _translated_errors(operation: str) -> Iterator[None]:
-    """Re-raise botocore errors from the block as provider errors, chained so callers can inspect the original."""
-    try:
-        yield
-    except ClientError as error:
-        code = _error_code(error)
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        message = error.response.get("Error", {}).get("Message") or str(error)
-        error_class = (
-            TransientProviderError if code in TRANSIENT_ERROR_CODES or status >= 500 else PermanentProviderError
-        )
-        raise error_class(f"aws: {operation} failed with {code} (HTTP {status}): {message}") from error
-    except SSLError as error:
-        # A certificate problem is configuration, not a blip.
-        raise PermanentProviderError(f"aws: {operation} failed: {error}") from error
-    except (ConnectionError, ConnectionClosedError, ReadTimeoutError) as error:
-        raise TransientProviderError(f"aws: {operation} failed: {type(error).__name__}: {error}") from error
-    except BotoCoreError as error:
-        # No credentials, no region, invalid parameters: nothing a retry would fix.
-        raise PermanentProviderError(f"aws: {operation} failed: {type(error).__name__}: {error}") from error
-
-
-def _error_code(error: ClientError) -> str:
-    """The AWS error code of a ClientError, e.g. "RequestLimitExceeded"."""
-    return error.response.get("Error", {}).get("Code") or "Unknown"
-
-
 def _is_unknown_instance(error: PermanentProviderError) -> bool:
     """Whether EC2 refused the call because it does not know the instance id (any more)."""
     cause = error.__cause__
-    return isinstance(cause, ClientError) and _error_code(cause) in UNKNOWN_INSTANCE_CODES
+    return isinstance(cause, ClientError) and error_code(cause) in UNKNOWN_INSTANCE_CODES
 
 
 def _string_list(value: Any, option: str) -> list[str]:
@@ -361,7 +381,7 @@ def _string_list(value: Any, option: str) -> list[str]:
         return [value]
     if isinstance(value, list | tuple) and all(isinstance(item, str) and item for item in value):
         return list(value)
-    raise PermanentProviderError(f'aws: provider_options "{option}" must be a list of ids')
+    raise InvalidProviderRequest(f'aws: provider_options "{option}" must be a list of ids')
 
 
 def _spread(choices: list[str], node_uuid: str) -> str:

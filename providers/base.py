@@ -6,6 +6,8 @@ No Django imports here: a driver is plain Python that the engine calls outside d
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,6 +42,7 @@ __all__ = [
     "QuotaExceeded",
     "RateLimited",
     "TransientProviderError",
+    "credentials_fingerprint",
 ]
 
 # Tag keys written on every instance we create. The node uuid tag is how a retried create finds the instance
@@ -48,6 +51,17 @@ __all__ = [
 NODE_UUID_TAG = "tutum-node-uuid"
 CLUSTER_UUID_TAG = "tutum-cluster-uuid"
 OWNER_TAG = "tutum-managed-by"
+
+
+def credentials_fingerprint(credentials: dict | None) -> str:
+    """A SHA-256 hex digest naming one account's credentials without holding them; "" for the server's own.
+
+    Computed over the canonical JSON of the credentials, so the same credentials always give the same fingerprint.
+    """
+    if credentials is None:
+        return ""
+    canonical = json.dumps(credentials, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class InstanceState(enum.StrEnum):

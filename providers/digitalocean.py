@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
@@ -17,11 +18,21 @@ from providers.base import (
     CLUSTER_UUID_TAG,
     NODE_UUID_TAG,
     OWNER_TAG,
+    AccountInfo,
+    AuthFailed,
+    CapacityUnavailable,
+    Catalog,
+    CatalogNodeType,
+    CatalogRegion,
     Instance,
     InstanceState,
+    InvalidProviderRequest,
     NodeDriver,
     NodeSpec,
     PermanentProviderError,
+    Quota,
+    QuotaExceeded,
+    RateLimited,
     TransientProviderError,
 )
 
@@ -38,6 +49,12 @@ DROPLET_STATES = {
 # key/value tags become "key:value" with anything else replaced.
 TAG_FORBIDDEN_CHARACTERS = re.compile(r"[^A-Za-z0-9:_-]")
 TAG_MAX_LENGTH = 255
+
+# What DigitalOcean's 422 messages say when the account is at its droplet limit ("creating this/these droplet(s)
+# will exceed your droplet limit") or a size or region cannot take new droplets ("Size is not available in this
+# region.", "Region is not available").
+DROPLET_LIMIT_MESSAGE = re.compile(r"droplet limit", re.IGNORECASE)
+UNAVAILABLE_MESSAGE = re.compile(r"(size|region).*(not available|unavailable)", re.IGNORECASE)
 
 # Short timeouts so a hung API cannot hold a worker; the engine retries, not the client.
 CONNECTION_TIMEOUT_SECONDS = 10
@@ -71,12 +88,18 @@ class DigitalOceanDriver(NodeDriver):
         *,
         owner_tag: str = "tutum-api",
         provider_name: str | None = None,
+        credentials: dict | None = None,
         token: str | None = None,
         image: str = "ubuntu-24-04-x64",
         endpoint: str | None = None,
     ) -> None:
-        """`token` is an API token with droplet read/write scope; `endpoint` overrides the API's base URL."""
+        """`token` is an API token with droplet read/write scope, the server's own; `credentials` ({"token": ...})
+        name a user's account instead. `endpoint` overrides the API's base URL (DIGITALOCEAN_API_URL)."""
         super().__init__(owner_tag=owner_tag, provider_name=provider_name)
+        if credentials is not None:
+            if not isinstance(credentials, dict) or not isinstance(credentials.get("token"), str):
+                raise InvalidProviderRequest('digitalocean: credentials must be {"token": "<API token>"}')
+            token = credentials["token"]
         self.token = token or ""
         self.image = image
         self.endpoint = endpoint or None
@@ -145,10 +168,63 @@ class DigitalOceanDriver(NodeDriver):
         droplets = self._list_droplets(tag_name=encode_tag(OWNER_TAG, self.owner_tag))
         return [self._to_instance(droplet) for droplet in droplets if self._is_live(droplet, region)]
 
+    def verify_account(self) -> AccountInfo:
+        """GET /v2/account: the account's uuid, its email as the label, and its droplet limit."""
+        with _translated_errors("get account"):
+            account = (self._client().account.get() or {}).get("account") or {}
+        if not account.get("uuid"):
+            raise TransientProviderError("digitalocean: get account answered without an account")
+        limits = {"droplet_limit": account.get("droplet_limit")} if account.get("droplet_limit") is not None else {}
+        return AccountInfo(account_id=account["uuid"], label=account.get("email") or "", limits=limits)
+
+    def fetch_catalog(self) -> Catalog:
+        """/v2/regions and /v2/sizes, every page: regions, and sizes with vCPUs, memory, disk, prices and regions."""
+        regions = tuple(
+            CatalogRegion(
+                name=region["slug"], label=region.get("name") or region["slug"], available=bool(region.get("available"))
+            )
+            for region in self._list_all("list regions", "regions", self._client().regions.list)
+        )
+        node_types = tuple(
+            CatalogNodeType(
+                name=size["slug"],
+                label=_size_label(size),
+                cpu=int(size.get("vcpus") or 0),
+                memory_mb=int(size.get("memory") or 0),
+                disk_gb=int(size.get("disk") or 0),
+                regions=tuple(sorted(size.get("regions") or [])),
+                price_monthly=_decimal(size.get("price_monthly")),
+                price_hourly=_decimal(size.get("price_hourly")),
+                available=bool(size.get("available")),
+            )
+            for size in self._list_all("list sizes", "sizes", self._client().sizes.list)
+        )
+        return Catalog(regions=regions, node_types=node_types)
+
+    def get_quota(self, *, region: str) -> Quota | None:
+        """The account's droplet limit (account-wide, whatever the region) and how many droplets it has."""
+        info = self.verify_account()
+        with _translated_errors("count droplets"):
+            body = self._client().droplets.list(per_page=1, page=1) or {}
+        in_use = int((body.get("meta") or {}).get("total") or 0)
+        return Quota(unit="droplets", limit=info.limits.get("droplet_limit"), in_use=in_use)
+
+    def _list_all(self, operation: str, key: str, list_page) -> list[dict]:
+        """Every item of a paged list endpoint (`links.pages.next` says whether another page follows)."""
+        items: list[dict] = []
+        page = 1
+        while True:
+            with _translated_errors(operation):
+                body = list_page(per_page=self.PAGE_SIZE, page=page) or {}
+            items.extend(body.get(key) or [])
+            if not ((body.get("links") or {}).get("pages") or {}).get("next"):
+                return items
+            page += 1
+
     def _client(self):
         """This thread's pydo client, with azure-core's own retries turned off."""
         if not self.token:
-            raise PermanentProviderError("digitalocean: no API token configured (set DIGITALOCEAN_TOKEN)")
+            raise AuthFailed("digitalocean: no API token configured (set DIGITALOCEAN_TOKEN)")
         client = getattr(self._local, "client", None)
         if client is None:
             # Imported here: pydo is a large generated package and only deployments using DigitalOcean need it.
@@ -169,15 +245,10 @@ class DigitalOceanDriver(NodeDriver):
 
     def _list_droplets(self, *, tag_name: str) -> list[dict]:
         """Every droplet carrying the tag, across all pages."""
-        droplets: list[dict] = []
-        page = 1
-        while True:
-            with _translated_errors("list droplets"):
-                body = self._client().droplets.list(tag_name=tag_name, per_page=self.PAGE_SIZE, page=page) or {}
-            droplets.extend(body.get("droplets") or [])
-            if not ((body.get("links") or {}).get("pages") or {}).get("next"):
-                return droplets
-            page += 1
+        client = self._client()
+        return self._list_all(
+            "list droplets", "droplets", lambda **paging: client.droplets.list(tag_name=tag_name, **paging)
+        )
 
     @staticmethod
     def _is_live(droplet: dict, region: str) -> bool:
@@ -222,14 +293,9 @@ def _translated_errors(operation: str) -> Iterator[None]:
     except HttpResponseError as error:
         status = error.status_code or 0
         detail = _error_detail(error)
-        if status == 429 or status >= 500 or status < 400:
-            # Under 400 here means an answer we could not read (a proxy's HTML page, a cut-off body).
-            retry_after = error.response.headers.get("Retry-After") if error.response is not None else None
-            hint = f", retry after {retry_after}s" if retry_after else ""
-            raise TransientProviderError(
-                f"digitalocean: {operation} failed with HTTP {status}{hint}: {detail}"
-            ) from error
-        raise PermanentProviderError(f"digitalocean: {operation} failed with HTTP {status}: {detail}") from error
+        raise _error_class(status, detail)(
+            f"digitalocean: {operation} failed with HTTP {status}{_retry_hint(error)}: {detail}"
+        ) from error
     except (ServiceRequestError, ServiceResponseError) as error:
         raise TransientProviderError(f"digitalocean: {operation} failed: {type(error).__name__}: {error}") from error
     except json.JSONDecodeError as error:
@@ -237,6 +303,28 @@ def _translated_errors(operation: str) -> Iterator[None]:
         raise TransientProviderError(f"digitalocean: {operation} got an unreadable answer: {error}") from error
     except AzureError as error:
         raise PermanentProviderError(f"digitalocean: {operation} failed: {type(error).__name__}: {error}") from error
+
+
+def _error_class(status: int, detail: str) -> type[TransientProviderError | PermanentProviderError]:
+    """The provider error class for an HTTP error status and DigitalOcean's message."""
+    if status == 429:
+        return RateLimited
+    if status >= 500 or status < 400:
+        # Under 400 here means an answer we could not read (a proxy's HTML page, a cut-off body).
+        return TransientProviderError
+    if status in (401, 403):
+        return AuthFailed
+    if status == 422 and DROPLET_LIMIT_MESSAGE.search(detail):
+        return QuotaExceeded
+    if status == 422 and UNAVAILABLE_MESSAGE.search(detail):
+        return CapacityUnavailable
+    return InvalidProviderRequest
+
+
+def _retry_hint(error: HttpResponseError) -> str:
+    """ ", retry after 60s" when the answer carries a Retry-After header."""
+    retry_after = error.response.headers.get("Retry-After") if error.response is not None else None
+    return f", retry after {retry_after}s" if retry_after else ""
 
 
 def _error_detail(error: HttpResponseError) -> str:
@@ -248,6 +336,24 @@ def _error_detail(error: HttpResponseError) -> str:
     if isinstance(body, dict) and body.get("message"):
         return f"{body.get('id', 'error')}: {body['message']}"
     return error.message or str(error)
+
+
+def _decimal(value) -> Decimal | None:
+    """A price from the API (a JSON number) as an exact Decimal, via its text so 0.00893 stays 0.00893."""
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _size_label(size: dict) -> str:
+    """ "Basic 1 vCPU / 1 GB / 25 GB", from the size's description, vCPUs, memory and disk."""
+    memory = int(size.get("memory") or 0)
+    memory_label = f"{memory} MB" if memory < 1024 else f"{memory // 1024} GB"
+    description = size.get("description") or size["slug"]
+    return f"{description} {size.get('vcpus')} vCPU / {memory_label} / {size.get('disk')} GB"
 
 
 def _status_and_body(pipeline_response, body, headers) -> tuple[int, Any]:

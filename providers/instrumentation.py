@@ -23,6 +23,9 @@ OPERATIONS = (
     "list_nodes",
     "check_health",
     "upgrade_docker",
+    "verify_account",
+    "fetch_catalog",
+    "get_quota",
 )
 
 

@@ -17,6 +17,9 @@ class SimulatedInstance(models.Model):
     # Each catalog provider served by the simulator gets its own cloud: an "aws" instance is invisible to the
     # "digitalocean" driver, as it would be for real.
     provider_name = models.CharField(max_length=64, db_index=True)
+    # The simulated account that created the instance: a fingerprint of the account's token, "" for the shared
+    # (server-wide) account. An account sees only its own instances, as two real cloud accounts would.
+    account = models.CharField(max_length=64, blank=True, default="")
     region = models.CharField(max_length=64)
     availability_zone = models.CharField(max_length=64, blank=True, default="")
     node_type = models.CharField(max_length=64)
@@ -43,7 +46,9 @@ class SimulatedInstance(models.Model):
                 name="providers_one_live_simulated_instance_per_node",
             ),
         ]
-        indexes = [models.Index(fields=["provider_name", "region", "owner_tag"], name="providers_sim_listing_idx")]
+        indexes = [
+            models.Index(fields=["provider_name", "account", "region", "owner_tag"], name="providers_sim_account_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.instance_id} ({self.provider_name}/{self.region}, node {self.node_uuid})"

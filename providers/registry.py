@@ -1,9 +1,10 @@
-"""Which driver serves a catalog provider name, built from settings and kept for the life of the process."""
+"""Which driver serves a catalog provider name and account, built from settings and kept while it is in use."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from django.conf import settings
@@ -11,26 +12,37 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from providers.base import NodeDriver, PermanentProviderError
+from providers.base import NodeDriver, PermanentProviderError, credentials_fingerprint
 
 SIMULATED_DRIVER_PATH = "providers.simulated.SimulatedDriver"
 
-_drivers: dict[str, NodeDriver] = {}
+#: How many drivers a process keeps: the server's own one per provider plus the accounts used most recently.
+MAX_CACHED_DRIVERS = 256
+
+# (provider name, credentials fingerprint) -> driver, least recently used first. The fingerprint ("" for the
+# server's own credentials) keeps each account's driver apart: no account's driver is ever handed out for another.
+_drivers: OrderedDict[tuple[str, str], NodeDriver] = OrderedDict()
 _lock = threading.Lock()
 
 
-def get_driver(provider_name: str) -> NodeDriver:
-    """The driver for a catalog provider name ("aws", "digitalocean", "local", ...).
+def get_driver(provider_name: str, credentials: dict | None = None) -> NodeDriver:
+    """The driver for a catalog provider name ("aws", "digitalocean", "local", ...) acting as one account.
 
-    With `SIMULATE_PROVIDERS` on, every name is served by its own simulated cloud. Drivers are built once per
-    process: the AWS driver's per-region clients and the DigitalOcean driver's sessions are worth keeping.
+    `credentials` are a user's linked account ({"token": ...} for DigitalOcean and the simulated clouds, AWS access
+    keys or a role to assume); None means the server's own credentials from settings. With `SIMULATE_PROVIDERS`
+    on, every name is served by its own simulated cloud. Drivers are kept per account (the AWS driver's
+    per-region clients and the DigitalOcean driver's sessions are worth keeping), the least recently used dropped
+    past `MAX_CACHED_DRIVERS`.
     """
-    driver = _drivers.get(provider_name)
-    if driver is None:
-        with _lock:
-            driver = _drivers.get(provider_name)
-            if driver is None:
-                driver = _drivers[provider_name] = _build_driver(provider_name)
+    key = (provider_name, credentials_fingerprint(credentials))
+    with _lock:
+        driver = _drivers.get(key)
+        if driver is not None:
+            _drivers.move_to_end(key)
+            return driver
+        driver = _drivers[key] = _build_driver(provider_name, credentials)
+        while len(_drivers) > MAX_CACHED_DRIVERS:
+            _drivers.popitem(last=False)
     return driver
 
 
@@ -46,8 +58,8 @@ def _clear_on_setting_changed(**kwargs) -> None:
     clear_driver_cache()
 
 
-def _build_driver(provider_name: str) -> NodeDriver:
-    """A new driver for the provider name, configured from settings."""
+def _build_driver(provider_name: str, credentials: dict | None = None) -> NodeDriver:
+    """A new driver for the provider name and account, configured from settings."""
     if settings.SIMULATE_PROVIDERS:
         path = SIMULATED_DRIVER_PATH
     else:
@@ -66,7 +78,10 @@ def _build_driver(provider_name: str) -> NodeDriver:
         ) from error
     if not (isinstance(driver_class, type) and issubclass(driver_class, NodeDriver)):
         raise PermanentProviderError(f"{path!r} (provider {provider_name!r}) is not a NodeDriver subclass")
-    return driver_class(**_driver_options(driver_class, provider_name))
+    options = _driver_options(driver_class, provider_name)
+    if credentials is not None:
+        options["credentials"] = credentials
+    return driver_class(**options)
 
 
 def _driver_options(driver_class: type[NodeDriver], provider_name: str) -> dict:
@@ -85,16 +100,17 @@ def _driver_options(driver_class: type[NodeDriver], provider_name: str) -> dict:
 
 
 def _simulated_options() -> dict:
-    """The simulated cloud's boot time, failure rate and seed."""
+    """The simulated cloud's boot time, failure rate, seed and node limit per account."""
     return {
         "boot_seconds": settings.SIMULATED_BOOT_SECONDS,
         "failure_rate": settings.SIMULATED_FAILURE_RATE,
         "seed": settings.SIMULATED_SEED or None,
+        "node_limit": settings.SIMULATED_NODE_LIMIT,
     }
 
 
 def _aws_options() -> dict:
-    """The EC2 endpoint and the AMI per region; credentials stay with boto3's own chain."""
+    """The endpoint, the AMI per region and the catalog's regions; the server's credentials stay with boto3's chain."""
     amis = settings.AWS_AMIS
     if isinstance(amis, str):
         try:
@@ -107,12 +123,43 @@ def _aws_options() -> dict:
         raise PermanentProviderError(
             'AWS_AMIS must be a JSON object mapping region to AMI id, like {"us-east-1": "ami-..."}'
         )
-    return {"endpoint_url": settings.AWS_ENDPOINT_URL or None, "amis": amis, "default_ami": settings.AWS_DEFAULT_AMI}
+    return {
+        "endpoint_url": settings.AWS_ENDPOINT_URL or None,
+        "amis": amis,
+        "default_ami": settings.AWS_DEFAULT_AMI,
+        "catalog_regions": _aws_catalog_regions,
+        "catalog_instance_types": tuple(_setting_list("AWS_CATALOG_INSTANCE_TYPES")),
+    }
+
+
+def _aws_catalog_regions() -> list[str]:
+    """The regions the AWS catalog sync reads: AWS_CATALOG_REGIONS, else those the catalog already has.
+
+    Asked at sync time rather than when the driver is built, so a region an operator adds is synced next time.
+    """
+    regions = _setting_list("AWS_CATALOG_REGIONS")
+    if regions:
+        return regions
+    from nodeclusters.models import Region
+
+    return sorted(Region.objects.filter(provider__name="aws").values_list("name", flat=True))
+
+
+def _setting_list(name: str) -> list[str]:
+    """A list setting's non-empty items; a comma-separated string (as from the environment) is split."""
+    value = getattr(settings, name, None) or []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [item.strip() for item in value if item and item.strip()]
 
 
 def _digitalocean_options() -> dict:
-    """The API token and the droplet image."""
-    return {"token": settings.DIGITALOCEAN_TOKEN, "image": settings.DIGITALOCEAN_IMAGE}
+    """The API token, the droplet image and the API's base URL."""
+    return {
+        "token": settings.DIGITALOCEAN_TOKEN,
+        "image": settings.DIGITALOCEAN_IMAGE,
+        "endpoint": settings.DIGITALOCEAN_API_URL or None,
+    }
 
 
 _SETTINGS_OPTIONS: dict[str, Callable[[], dict]] = {

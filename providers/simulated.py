@@ -1,7 +1,9 @@
 """A simulated cloud whose instances live in the database, so the API runs end to end without a cloud account.
 
 Time, not sleeping, drives it: an instance is pending until its `ready_at` and running after, whichever process
-asks. Failure injection is deterministic for a given seed so a failing run can be replayed.
+asks. Failure injection is deterministic for a given seed so a failing run can be replayed. Accounts are simulated
+too: a token names one (tokens starting with "invalid" are refused), an account sees only its own instances, and a
+node limit per account stands in for DigitalOcean's droplet limit or AWS's vCPU quota.
 """
 
 from __future__ import annotations
@@ -15,7 +17,24 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from providers.base import Instance, InstanceState, NodeDriver, NodeSpec, PermanentProviderError, TransientProviderError
+from providers import catalog_data
+from providers.base import (
+    AccountInfo,
+    AuthFailed,
+    Catalog,
+    CatalogNodeType,
+    CatalogRegion,
+    Instance,
+    InstanceState,
+    InvalidProviderRequest,
+    NodeDriver,
+    NodeSpec,
+    PermanentProviderError,
+    Quota,
+    QuotaExceeded,
+    TransientProviderError,
+    credentials_fingerprint,
+)
 from providers.models import SimulatedInstance
 
 # Public addresses come from 198.18.0.0/15, the block reserved for benchmarking, so a simulated address can never
@@ -38,12 +57,27 @@ class SimulatedDriver(NodeDriver):
         *,
         owner_tag: str = "tutum-api",
         provider_name: str | None = None,
+        credentials: dict | None = None,
         boot_seconds: float = 2.0,
         failure_rate: float = 0.0,
         seed: str | int | None = None,
+        node_limit: int = 0,
     ) -> None:
-        """Configure boot time, the share of creates that fail, and the seed that makes those failures repeatable."""
+        """Configure boot time, the share of creates that fail, and the seed that makes those failures repeatable.
+
+        `credentials` ({"token": ...}) name an account, None the shared one; `node_limit` caps each account's live
+        instances (0: no limit).
+        """
         super().__init__(owner_tag=owner_tag, provider_name=provider_name)
+        if credentials is not None and (
+            not isinstance(credentials, dict) or not isinstance(credentials.get("token"), str)
+        ):
+            raise InvalidProviderRequest('simulated: credentials must be {"token": "<any token>"}')
+        if node_limit < 0:
+            raise PermanentProviderError(f"simulated: node_limit must not be negative, got {node_limit}")
+        self._token = credentials["token"] if credentials is not None else None
+        self.account = credentials_fingerprint(credentials)
+        self.node_limit = int(node_limit)
         if boot_seconds < 0:
             raise PermanentProviderError(f"simulated: boot_seconds must not be negative, got {boot_seconds}")
         if not 0.0 <= failure_rate <= 1.0:
@@ -59,7 +93,9 @@ class SimulatedDriver(NodeDriver):
         With probability `failure_rate` the instance is written half-made (failed, shown as stopped) and the call
         raises, the way a real boot failure leaves a tagged instance behind that the caller must find and destroy.
         """
+        self._authenticate()
         now = timezone.now()
+        self._check_node_limit(spec)
         try:
             with transaction.atomic():
                 row = self._insert_row(spec, now)
@@ -88,37 +124,44 @@ class SimulatedDriver(NodeDriver):
 
     def find_node(self, *, node_uuid: str, region: str) -> Instance | None:
         """The live instance tagged with this node uuid in the region, failed ones included."""
+        self._authenticate()
         row = self._live_rows().filter(node_uuid=node_uuid, region=region, owner_tag=self.owner_tag).first()
         return self._to_instance(row, timezone.now()) if row is not None else None
 
     def get_node(self, *, instance_id: str, region: str) -> Instance | None:
-        """The instance with this id, terminated ones included; None for ids this provider never handed out."""
-        row = SimulatedInstance.objects.filter(provider_name=self.name, region=region, instance_id=instance_id).first()
+        """The instance with this id, terminated ones included; None for ids this account was never handed."""
+        self._authenticate()
+        row = self._rows().filter(region=region, instance_id=instance_id).first()
         return self._to_instance(row, timezone.now()) if row is not None else None
 
     def get_nodes(self, *, instance_ids: list[str], region: str) -> dict[str, Instance]:
         """The instances with these ids, terminated ones included, in one query."""
+        self._authenticate()
         now = timezone.now()
-        rows = SimulatedInstance.objects.filter(provider_name=self.name, region=region, instance_id__in=instance_ids)
+        rows = self._rows().filter(region=region, instance_id__in=instance_ids)
         return {row.instance_id: self._to_instance(row, now) for row in rows}
 
     def destroy_node(self, *, instance_id: str, region: str) -> None:
         """Terminate the instance at once; unknown and already terminated ids are left alone."""
+        self._authenticate()
         self._live_rows().filter(region=region, instance_id=instance_id).update(terminated_at=timezone.now())
 
     def list_nodes(self, *, region: str) -> list[Instance]:
         """Every live instance in the region that carries our owner tag."""
+        self._authenticate()
         now = timezone.now()
         rows = self._live_rows().filter(region=region, owner_tag=self.owner_tag)
         return [self._to_instance(row, now) for row in rows]
 
     def check_health(self, *, instance_id: str, region: str) -> bool:
         """Healthy means running and not failed; the simulator has no agent to probe."""
+        self._authenticate()
         row = self._live_rows().filter(region=region, instance_id=instance_id).first()
         return row is not None and self._state_of(row, timezone.now()) == InstanceState.RUNNING
 
     def upgrade_docker(self, *, instance_id: str, region: str) -> None:
         """Move the instance to `LATEST_DOCKER_VERSION`; upgrading an up-to-date instance changes nothing."""
+        self._authenticate()
         with transaction.atomic():
             row = self._live_rows().select_for_update().filter(region=region, instance_id=instance_id).first()
             if row is None:
@@ -133,9 +176,60 @@ class SimulatedDriver(NodeDriver):
                 row.docker_version = self.LATEST_DOCKER_VERSION
                 row.save(update_fields=["docker_version"])
 
+    def verify_account(self) -> AccountInfo:
+        """Any token names an account except an empty one or one starting with "invalid", refused like a 401."""
+        self._authenticate()
+        limits = {"node_limit": self.node_limit} if self.node_limit else {}
+        if self._token is None:
+            return AccountInfo(account_id="shared", label=f"simulated {self.name} shared account", limits=limits)
+        return AccountInfo(
+            account_id=f"sim-{self.account[:12]}",
+            label=f"simulated {self.name} account …{self._token[-4:]}",
+            limits=limits,
+        )
+
+    def fetch_catalog(self) -> Catalog:
+        """The catalog the real provider of this name lists today (DigitalOcean, AWS), or the seeded local one."""
+        self._authenticate()
+        if self.name == "digitalocean":
+            return catalog_data.digitalocean_catalog()
+        if self.name == "aws":
+            return catalog_data.aws_catalog()
+        if self.name == "local":
+            return _local_catalog()
+        raise InvalidProviderRequest(f"simulated: no catalog for provider {self.name!r} (digitalocean, aws, local)")
+
+    def get_quota(self, *, region: str) -> Quota | None:
+        """The account's live instances (in every region, as DigitalOcean counts droplets) against its node limit."""
+        self._authenticate()
+        return Quota(unit="instances", limit=self.node_limit or None, in_use=self._live_rows().count())
+
+    def _authenticate(self) -> None:
+        """Refuse every call made with a token the simulated cloud does not accept, as a real API answers 401."""
+        if self._token is not None and (not self._token.strip() or self._token.startswith("invalid")):
+            raise AuthFailed(f"simulated: {self.name} answered HTTP 401: Unauthorized: Unable to authenticate you")
+
+    def _check_node_limit(self, spec: NodeSpec) -> None:
+        """QuotaExceeded when a new instance would take the account past its node limit.
+
+        A node that already has a live instance is not counted twice: its create returns that instance.
+        """
+        if not self.node_limit or self._live_rows().filter(node_uuid=spec.node_uuid).exists():
+            return
+        in_use = self._live_rows().count()
+        if in_use >= self.node_limit:
+            raise QuotaExceeded(
+                f"simulated: creating this instance will exceed your instance limit ({in_use} of {self.node_limit} "
+                "in use)"
+            )
+
+    def _rows(self):
+        """This provider's instances created by this account, terminated ones included."""
+        return SimulatedInstance.objects.filter(provider_name=self.name, account=self.account)
+
     def _live_rows(self):
-        """This provider's instances that have not been terminated."""
-        return SimulatedInstance.objects.filter(provider_name=self.name, terminated_at__isnull=True)
+        """This account's instances at this provider that have not been terminated."""
+        return self._rows().filter(terminated_at__isnull=True)
 
     def _insert_row(self, spec: NodeSpec, now: datetime) -> SimulatedInstance:
         """Write the instance row, deciding here whether this boot fails."""
@@ -143,6 +237,7 @@ class SimulatedDriver(NodeDriver):
         return SimulatedInstance.objects.create(
             instance_id=instance_id,
             provider_name=self.name,
+            account=self.account,
             region=spec.region,
             availability_zone=spec.availability_zone or "",
             node_type=spec.node_type,
@@ -212,3 +307,15 @@ class SimulatedDriver(NodeDriver):
                 "terminated_at": row.terminated_at.isoformat() if row.terminated_at else None,
             },
         )
+
+
+def _local_catalog() -> Catalog:
+    """The seeded `local` provider's regions and types (nodeclusters.catalog), in the shape the drivers return."""
+    from nodeclusters.catalog import LOCAL_REGIONS, LOCAL_TYPES
+
+    regions = tuple(CatalogRegion(name=name, label=label) for name, label in LOCAL_REGIONS.items())
+    node_types = tuple(
+        CatalogNodeType(name=name, label=label, cpu=cpu, memory_mb=memory, disk_gb=disk, regions=tuple(LOCAL_REGIONS))
+        for name, (label, cpu, memory, disk) in LOCAL_TYPES.items()
+    )
+    return Catalog(regions=regions, node_types=node_types)

@@ -7,6 +7,7 @@ import uuid
 import boto3
 import pytest
 import responses
+from botocore.awsrequest import AWSResponse
 
 from providers.aws import AWSDriver
 from providers.base import NodeSpec
@@ -75,3 +76,22 @@ def digitalocean_driver(digitalocean_api) -> DigitalOceanDriver:
 def simulated_driver(db) -> SimulatedDriver:
     """The simulated driver with instant boots and no injected failures."""
     return SimulatedDriver(owner_tag=OWNER, provider_name="local", boot_seconds=0, failure_rate=0.0)
+
+
+def refuse_aws_calls(client, operation: str, code: str, *, status: int = 400) -> None:
+    """Make every `operation` call of this boto3 client fail with an AWS error `code`, as the real API would answer.
+
+    The answer is given from botocore's `before-call` hook (what its Stubber uses), so the client's other operations
+    still reach the moto server. `operation` is the API name ("RunInstances") or "*" for all of the service's.
+    """
+    service = client.meta.service_model.service_id.hyphenize()
+    event = f"before-call.{service}" if operation == "*" else f"before-call.{service}.{operation}"
+
+    def answer(**kwargs):
+        parsed = {
+            "Error": {"Code": code, "Message": f"{code} (refused by the test)"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        return AWSResponse(None, status, {}, None), parsed
+
+    client.meta.events.register_first(event, answer)

@@ -232,13 +232,12 @@ def stubbed():
     [
         ("RequestLimitExceeded", 503),
         ("Throttling", 400),
-        ("InsufficientInstanceCapacity", 500),
         ("InternalError", 500),
         ("Unavailable", 503),
         ("SomethingNewButServerSide", 502),
     ],
 )
-def test_throttling_capacity_and_server_errors_are_transient(stubbed, code, status):
+def test_throttling_and_server_errors_are_transient(stubbed, code, status):
     driver, stubber = stubbed
     stubber.add_client_error("describe_instances", service_error_code=code, http_status_code=status)
 

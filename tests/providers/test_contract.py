@@ -1,4 +1,8 @@
-"""The driver contract, run against every driver: simulated (database), AWS (moto server), DigitalOcean (fake API)."""
+"""The driver contract, run against every driver: simulated (database), AWS (moto server), DigitalOcean (fake API).
+
+Besides instances: each driver verifies its account, lists its catalog, reports its quota, and refuses what the
+provider refuses with the error class (and reason code) the engine and the preflight rely on.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,29 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from providers.base import CLUSTER_UUID_TAG, NODE_UUID_TAG, OWNER_TAG, Instance, NodeDriver
+from providers.aws import AWSDriver
+from providers.base import (
+    CLUSTER_UUID_TAG,
+    NODE_UUID_TAG,
+    OWNER_TAG,
+    AccountInfo,
+    AuthFailed,
+    Catalog,
+    Instance,
+    NodeDriver,
+    QuotaExceeded,
+)
+from providers.digitalocean import DigitalOceanDriver
 from providers.models import SimulatedInstance
-from tests.providers.conftest import AWS_REGION, DIGITALOCEAN_REGION, SIMULATED_REGION, make_spec
+from providers.simulated import SimulatedDriver
+from tests.providers.conftest import (
+    AWS_REGION,
+    DIGITALOCEAN_REGION,
+    OWNER,
+    SIMULATED_REGION,
+    make_spec,
+    refuse_aws_calls,
+)
 
 
 @dataclass
@@ -25,6 +49,15 @@ class DriverKit:
     create_foreign_instance: Callable[[], str]
     #: An id shaped like the provider's ids that no instance has.
     unknown_id: str
+    #: Who `verify_account` says the driver's credentials are.
+    account_id: str
+    #: A region of the driver's catalog that offers `node_type`, and that type's vCPUs.
+    catalog_region: str
+    node_type_cpu: int
+    #: The account limit `get_quota` reports (None: the provider does not say).
+    quota_limit: int | None
+    #: A driver of the same cloud whose provider refuses creates for this reason code (quota_exceeded, auth_failed).
+    refusing_driver: Callable[[str], NodeDriver]
 
 
 def _simulated_kit(request) -> DriverKit:
@@ -47,7 +80,27 @@ def _simulated_kit(request) -> DriverKit:
         )
         return row.instance_id
 
-    return DriverKit(driver, SIMULATED_REGION, "small", create_foreign_instance, "sim-000000000000")
+    driver.node_limit = 50
+
+    def refusing_driver(reason_code: str) -> NodeDriver:
+        if reason_code == "auth_failed":
+            return SimulatedDriver(owner_tag=OWNER, provider_name="local", credentials={"token": "invalid-token"})
+        full = SimulatedDriver(owner_tag=OWNER, provider_name="local", boot_seconds=0, node_limit=1)
+        full.create_node(make_spec(region=SIMULATED_REGION, node_type="small"))
+        return full
+
+    return DriverKit(
+        driver,
+        SIMULATED_REGION,
+        "small",
+        create_foreign_instance,
+        "sim-000000000000",
+        account_id="shared",
+        catalog_region="local",
+        node_type_cpu=1,
+        quota_limit=50,
+        refusing_driver=refusing_driver,
+    )
 
 
 def _aws_kit(request) -> DriverKit:
@@ -66,7 +119,32 @@ def _aws_kit(request) -> DriverKit:
         )
         return response["Instances"][0]["InstanceId"]
 
-    return DriverKit(driver, AWS_REGION, "t3.micro", create_foreign_instance, "i-0123456789abcdef0")
+    # The catalog contract reads two regions and a few families: all of moto's would take minutes.
+    driver.catalog_regions = [AWS_REGION, "eu-west-1"]
+    driver.catalog_instance_types = ("t3.*", "m7g.*")
+
+    def refusing_driver(reason_code: str) -> NodeDriver:
+        refusing = AWSDriver(owner_tag=OWNER, endpoint_url=driver.endpoint_url, default_ami=ami)
+        if reason_code == "auth_failed":
+            refuse_aws_calls(refusing._client(AWS_REGION), "*", "AuthFailure", status=401)
+            refuse_aws_calls(refusing._client(AWS_REGION, "sts"), "*", "InvalidClientTokenId", status=403)
+        else:
+            refuse_aws_calls(refusing._client(AWS_REGION), "RunInstances", "VcpuLimitExceeded")
+        return refusing
+
+    return DriverKit(
+        driver,
+        AWS_REGION,
+        "t3.micro",
+        create_foreign_instance,
+        "i-0123456789abcdef0",
+        account_id="123456789012",
+        catalog_region=AWS_REGION,
+        node_type_cpu=2,
+        # moto's Service Quotas knows no EC2 quota: an unreadable quota is None, not an error.
+        quota_limit=None,
+        refusing_driver=refusing_driver,
+    )
 
 
 def _digitalocean_kit(request) -> DriverKit:
@@ -77,7 +155,24 @@ def _digitalocean_kit(request) -> DriverKit:
     def create_foreign_instance() -> str:
         return str(api.add_droplet(name="someone-elses-droplet", region=DIGITALOCEAN_REGION, tags=["web"])["id"])
 
-    return DriverKit(driver, DIGITALOCEAN_REGION, "s-1vcpu-1gb", create_foreign_instance, "999999999")
+    def refusing_driver(reason_code: str) -> NodeDriver:
+        if reason_code == "auth_failed":
+            return DigitalOceanDriver(owner_tag=OWNER, token="revoked-token")
+        api.droplet_limit = len(api.droplets)
+        return driver
+
+    return DriverKit(
+        driver,
+        DIGITALOCEAN_REGION,
+        "s-1vcpu-1gb",
+        create_foreign_instance,
+        "999999999",
+        account_id="b6fr89dbf6d9156cace5f3c78dc9851d957381ef",
+        catalog_region=DIGITALOCEAN_REGION,
+        node_type_cpu=1,
+        quota_limit=25,
+        refusing_driver=refusing_driver,
+    )
 
 
 KITS = {"simulated": _simulated_kit, "aws": _aws_kit, "digitalocean": _digitalocean_kit}
@@ -230,3 +325,57 @@ def test_instances_carry_the_tag_keys_the_engine_relies_on(kit):
     assert flattened[NODE_UUID_TAG] == spec.node_uuid
     assert flattened[CLUSTER_UUID_TAG] == spec.cluster_uuid
     assert flattened[OWNER_TAG] == kit.driver.owner_tag
+
+
+def test_verify_account_says_who_the_credentials_are(kit):
+    info = kit.driver.verify_account()
+
+    assert isinstance(info, AccountInfo)
+    assert info.account_id == kit.account_id
+    assert isinstance(info.limits, dict)
+
+
+def test_the_catalog_lists_regions_and_node_types_with_their_sizes(kit):
+    catalog = kit.driver.fetch_catalog()
+
+    assert isinstance(catalog, Catalog)
+    region_names = {region.name for region in catalog.regions}
+    types = {node_type.name: node_type for node_type in catalog.node_types}
+    assert kit.catalog_region in region_names
+    assert kit.node_type in types
+    assert kit.catalog_region in types[kit.node_type].regions
+    assert types[kit.node_type].cpu == kit.node_type_cpu
+    for node_type in catalog.node_types:
+        assert node_type.cpu > 0 and node_type.memory_mb > 0 and node_type.disk_gb >= 0, node_type
+        # A type is offered only in regions the catalog lists, so the sync can link it to rows it writes.
+        assert set(node_type.regions) <= region_names, node_type.name
+
+
+def test_quota_counts_a_new_instance(kit):
+    before = kit.driver.get_quota(region=kit.region)
+
+    kit.driver.create_node(make_spec(region=kit.region, node_type=kit.node_type))
+    after = kit.driver.get_quota(region=kit.region)
+
+    assert after.limit == before.limit == kit.quota_limit
+    assert after.in_use - before.in_use == after.cost(nodes=1, cpu=kit.node_type_cpu)
+
+
+def test_a_create_past_the_account_limit_is_quota_exceeded(kit):
+    driver = kit.refusing_driver("quota_exceeded")
+
+    with pytest.raises(QuotaExceeded) as raised:
+        driver.create_node(make_spec(region=kit.region, node_type=kit.node_type))
+
+    assert raised.value.reason_code == "quota_exceeded"
+
+
+def test_refused_credentials_are_auth_failed_on_verify_and_on_create(kit):
+    driver = kit.refusing_driver("auth_failed")
+
+    with pytest.raises(AuthFailed) as verify_raised:
+        driver.verify_account()
+    with pytest.raises(AuthFailed) as create_raised:
+        driver.create_node(make_spec(region=kit.region, node_type=kit.node_type))
+
+    assert verify_raised.value.reason_code == create_raised.value.reason_code == "auth_failed"
