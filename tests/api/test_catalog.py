@@ -13,7 +13,11 @@ from tests.api.helpers import assert_error
 pytestmark = pytest.mark.django_db
 
 DO_REGIONS = ["ams1", "ams2", "ams3", "fra1", "lon1", "nyc1", "nyc2", "nyc3", "sfo1", "sgp1"]
-DO_TYPES_BY_MEMORY = ["512mb", "1gb", "2gb", "4gb", "8gb", "16gb", "32gb", "48gb", "64gb"]
+# Tutum's 2015 sizes (aliases of today's) and today's, smallest memory first, then by name.
+DO_TYPES_BY_MEMORY = [
+    name
+    for name, (_, _, memory, _) in sorted(CATALOG["digitalocean"][2].items(), key=lambda item: (item[1][2], item[0]))
+]
 AWS_ZONE_COUNT = sum(len(zones) for _, zones in CATALOG["aws"][1].values())
 LIST_URLS = ["/api/v1/provider/", "/api/v1/region/", "/api/v1/az/", "/api/v1/nodetype/"]
 DETAIL_URLS = [
@@ -113,6 +117,10 @@ def test_node_type_detail(client):
         "provider": "/api/v1/provider/digitalocean/",
         "regions": [f"/api/v1/region/digitalocean/{name}/" for name in DO_REGIONS],
         "resource_uri": "/api/v1/nodetype/digitalocean/1gb/",
+        # Tutum's name for today's size: a cluster of 1gb nodes is created as s-1vcpu-1gb droplets.
+        "alias_of": "/api/v1/nodetype/digitalocean/s-1vcpu-1gb/",
+        "price_monthly": None,
+        "price_hourly": None,
     }
 
 

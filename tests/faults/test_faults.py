@@ -140,6 +140,7 @@ def test_thirty_percent_failing_creates_at_the_provider_converge_and_leave_nothi
         engine = start_engine(
             env={
                 "SIMULATE_PROVIDERS": "0",
+                "SHARED_PROVIDER_ACCOUNTS": "aws",  # the operator's (moto) account: nobody links one here
                 "AWS_ENDPOINT_URL": proxy.url,
                 "AWS_DEFAULT_AMI": moto_ami,
                 "ENGINE_LEAK_SWEEP_INTERVAL": "2",

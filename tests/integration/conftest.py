@@ -94,9 +94,16 @@ def aws_engine(start_engine, ec2, moto, moto_ami, settings):
     settings.SIMULATE_PROVIDERS = False
     settings.AWS_ENDPOINT_URL = moto.url
     settings.AWS_DEFAULT_AMI = moto_ami
+    # The operator's moto account is shared: these users link none (tests/accounts link their own).
+    settings.SHARED_PROVIDER_ACCOUNTS = ["aws"]
 
     def start(**kwargs):
-        env = {"SIMULATE_PROVIDERS": "0", "AWS_ENDPOINT_URL": moto.url, "AWS_DEFAULT_AMI": moto_ami}
+        env = {
+            "SIMULATE_PROVIDERS": "0",
+            "AWS_ENDPOINT_URL": moto.url,
+            "AWS_DEFAULT_AMI": moto_ami,
+            "SHARED_PROVIDER_ACCOUNTS": "aws",
+        }
         env.update(kwargs.pop("env", {}))
         return start_engine(env=env, **kwargs)
 
