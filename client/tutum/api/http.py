@@ -3,7 +3,7 @@
 Every request goes through `request()`. A 429 or 503 is retried (with `Retry-After` when the server gives one,
 else exponential backoff with jitter), as is a request that never reached the server; a read that timed out is
 retried only when it was a GET. Writes go through `write()`, which draws one key per logical write before the
-retry loop, so that a server replaying answers by `Idempotency-Key` can be used by adding one header line there.
+retry loop and sends it as `Idempotency-Key` with every try: the server runs the write once and replays its answer.
 """
 
 from __future__ import annotations
@@ -105,9 +105,8 @@ class Transport:
 
     def write(self, method: str, path: str, *, json: Any = None, idempotency_key: str | None = None) -> httpx.Response:
         """A POST, PATCH or DELETE. `request()` sends the same headers on every retry of it."""
-        headers: dict[str, str] = {}
-        # Once the server replays writes by `Idempotency-Key`, this line is the whole change:
-        # headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
+        # The server runs a write once per key and replays its answer to a repeat (`Idempotent-Replayed: true`).
+        headers = {"Idempotency-Key": idempotency_key or new_idempotency_key()}
         return self.request(method, path, json=json if json is not None else {}, headers=headers)
 
 
