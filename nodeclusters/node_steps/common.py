@@ -35,6 +35,7 @@ class Outcome(enum.Enum):
 class Step:
     outcome: Outcome
     error: str = ""
+    reason_code: str = ""  # the provider error's code (ReasonCode), for a step that gives up after retries
 
 
 # --- leases and logs -------------------------------------------------------------------------------------------
@@ -129,8 +130,9 @@ def nodes_log(lines: list[tuple[Node, str]]) -> None:
     ActionLogLine.objects.bulk_create(rows)
 
 
-def _end_node_actions(node: Node, *, state: str) -> list:
-    """In the caller's transaction: end the node's own open actions in `state`, with their events; their ids.
+def _end_node_actions(node: Node, *, state: str, reason_code: str = "") -> list:
+    """In the caller's transaction: end the node's own open actions in `state` (a failed one with `reason_code`),
+    with their events; their ids.
 
     Called with the node's row locked (a node step's fenced write): a node, then its own actions.
     """
@@ -141,20 +143,27 @@ def _end_node_actions(node: Node, *, state: str) -> list:
         .only("uuid", "owner", "object_uri")
     )
     Action.objects.filter(pk__in=[action.pk for action in open_actions]).update(
-        state=state, end_date=timezone.now(), can_be_canceled=False
+        state=state, end_date=timezone.now(), can_be_canceled=False, reason_code=reason_code
     )
     events_record(action_event(action, state=state) for action in open_actions)
     return [action.pk for action in open_actions]
 
 
-def _finish_node_actions(node: Node, *, token: str, state: str, message: str) -> bool:
-    """End the node's own open actions, if this step still holds the node's lease; False if it lost it."""
+def _finish_node_actions(
+    node: Node, *, token: str, state: str, message: str, reason_code: str = "", on_ended=None
+) -> list | None:
+    """End the node's own open actions, if this step still holds the node's lease: their ids, None if it lost it.
+
+    `on_ended(ids)` runs in the same transaction (a step recording its outcome on them).
+    """
     with transaction.atomic():
         if not _holding(node.pk, token):
-            return False
-        ended = _end_node_actions(node, state=state)
+            return None
+        ended = _end_node_actions(node, state=state, reason_code=reason_code)
+        if on_ended is not None:
+            on_ended(ended)
     action_log_many(action_ids=ended, message=message)
-    return True
+    return ended
 
 
 def _lost_lease(node: Node, what: str) -> None:
@@ -165,9 +174,9 @@ def _lost_lease(node: Node, what: str) -> None:
 def _loading():
     """`_load`'s queryset, built once per process: building it (four joins and a subquery) cost more CPU than
     running it, once per node step of a fleet."""
-    return Node.objects.select_related("node_cluster", "node_type", "region__provider", "availability_zone").annotate(
-        log_action_ids=_log_actions()
-    )
+    return Node.objects.select_related(
+        "node_cluster", "node_type__alias_of", "region__provider", "availability_zone"
+    ).annotate(log_action_ids=_log_actions())
 
 
 def _load(node_uuid) -> Node:
@@ -188,7 +197,7 @@ def _spec(node: Node) -> NodeSpec:
         node_uuid=str(node.uuid),
         cluster_uuid=str(node.node_cluster_id or ""),
         region=node.region.name,
-        node_type=node.node_type.name,
+        node_type=node.node_type.provider_node_type,  # a legacy alias ("1gb") is created as today's size
         disk_gb=cluster.disk if cluster else node.disk,
         availability_zone=node.availability_zone.name if node.availability_zone else None,
         provider_options=cluster.provider_options if cluster else {},
@@ -226,12 +235,21 @@ def _clusters_changed(cluster_uuids, *, failed=()) -> None:
 
 
 def _node_moved(
-    node: Node, from_state: str, to_state: str, *, token: str, end_actions: str | None = None, **also_set
+    node: Node,
+    from_state: str,
+    to_state: str,
+    *,
+    token: str,
+    end_actions: str | None = None,
+    reason_code: str = "",
+    on_moved=None,
+    **also_set,
 ) -> list | None:
     """Move a node from one state to the next, with its event, in one transaction; None if it did not move.
 
     Fenced: only while the step holds the node's lease (`token`) and the node is still in `from_state`. With
-    `end_actions`, the node's own open actions end in that state in the same transaction; their ids are returned.
+    `end_actions`, the node's own open actions end in that state (a failed one with `reason_code`) in the same
+    transaction; their ids are returned. `on_moved(ids)` runs in that transaction too (the step's own record).
     """
     with transaction.atomic():
         moved = Node.objects.filter(pk=node.pk, state=from_state, lease_token=token).update(
@@ -240,4 +258,7 @@ def _node_moved(
         if not moved:
             return None
         event_record(node_event(node, state=to_state))
-        return _end_node_actions(node, state=end_actions) if end_actions else []
+        ended = _end_node_actions(node, state=end_actions, reason_code=reason_code) if end_actions else []
+        if on_moved is not None:
+            on_moved(ended)
+        return ended

@@ -6,13 +6,14 @@ import logging
 from django.db import transaction
 from django.db.models import Case, F, PositiveSmallIntegerField, When
 
-from providers import registry
 from providers.base import InstanceState, PermanentProviderError, TransientProviderError
 
-from ..choices import NodeState
+from ..choices import NodeState, ReasonCode
 from ..models import Node
+from ..services.accounts import driver_for
 from ..services.actions import engine_schedule
 from ..services.events import event_record, node_event
+from ..services.steps import reason_code_of, steps_instance_created
 from .common import (
     NodeLog,
     Outcome,
@@ -61,7 +62,7 @@ def node_deploy_step(node_uuid) -> Step:
         return _not_claimed(node_uuid, [NodeState.DEPLOYING])
     released = False
     try:
-        driver = registry.get_driver(node.region.provider.name)
+        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name)
         region = node.region.name
         if not node.instance_id:
             instance = None if first_attempt else driver.find_node(node_uuid=str(node.uuid), region=region)
@@ -81,11 +82,13 @@ def node_deploy_step(node_uuid) -> Step:
                     instance_id=instance.instance_id, **release
                 )
                 if recorded:
-                    log(
+                    message = (
                         f"instance {instance.instance_id} created ({instance.state})"
                         if created
                         else f"found instance {instance.instance_id} made by an earlier attempt; adopting it"
                     )
+                    log(message)
+                    steps_instance_created(node_id=node.pk, message=message)
             if not recorded:
                 _instance_orphaned(node, instance.instance_id, created=created)
                 return Step(Outcome.DONE)
@@ -97,7 +100,8 @@ def node_deploy_step(node_uuid) -> Step:
         else:
             instance = driver.get_node(instance_id=node.instance_id, region=region)
         if instance is None or instance.is_gone:
-            _node_failed(node, f"instance {node.instance_id} disappeared while deploying", token=token)
+            reason = f"instance {node.instance_id} disappeared while deploying"
+            _node_failed(node, reason, reason_code=ReasonCode.INSTANCE_GONE, token=token)
             return Step(Outcome.DONE)
         if instance.state == InstanceState.RUNNING:
             if _nodes_deployed([(node, instance)], token=token)[1]:
@@ -106,15 +110,15 @@ def node_deploy_step(node_uuid) -> Step:
             return Step(Outcome.DONE)
         if _timed_out(node):
             reason = f"instance {instance.instance_id} still {instance.state} after {TIMEOUT_TEXT}"
-            _node_failed(node, reason, token=token)
+            _node_failed(node, reason, reason_code=ReasonCode.BOOT_TIMEOUT, token=token)
             return Step(Outcome.DONE)
         schedule_region_poll(node.region_id)
         return Step(Outcome.WAITING)
     except TransientProviderError as error:
         log(f"transient provider error: {error}")
-        return Step(Outcome.TRANSIENT, str(error))
+        return Step(Outcome.TRANSIENT, str(error), reason_code_of(error.reason_code))
     except PermanentProviderError as error:
-        _node_failed(node, str(error), token=token)
+        _node_failed(node, str(error), reason_code=reason_code_of(error.reason_code), token=token)
         return Step(Outcome.DONE)
     finally:
         if not released:
@@ -158,8 +162,8 @@ def _instance_orphaned(node: Node, instance_id: str, *, created: bool) -> None:
         )
 
 
-def node_give_up(node_uuid, reason: str) -> None:
-    """A step ran out of retries: fail the node (a deploying one is then cleaned up).
+def node_give_up(node_uuid, reason: str, reason_code: str = ReasonCode.PROVIDER_ERROR) -> None:
+    """A step ran out of retries: fail the node with the last error's code (a deploying one is then cleaned up).
 
     It takes the lease like any step: a node another task holds is that task's to finish.
     """
@@ -169,7 +173,7 @@ def node_give_up(node_uuid, reason: str) -> None:
         node_log(node, f"giving up for now: {reason}; the sweep will try again later")
         return
     try:
-        _node_failed(node, reason, token=token)
+        _node_failed(node, reason, reason_code=reason_code or ReasonCode.PROVIDER_ERROR, token=token)
     finally:
         _release(node_uuid, token)
 
@@ -188,7 +192,7 @@ def node_strays_step(node_uuid) -> Step:
         return Step(Outcome.BUSY)
     node = _load(node_uuid)
     try:
-        driver = registry.get_driver(node.region.provider.name)
+        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name)
         region = node.region.name
         for instance_id in node.stray_instance_ids:
             adopt = False

@@ -13,6 +13,7 @@ from providers.base import Instance
 from ..choices import NodeState
 from ..models import Node
 from ..services.events import event_record, events_record, node_event
+from ..services.steps import steps_booted, steps_deploy_failed
 from .common import _changed, _clusters_changed, node_log, nodes_log
 
 TIMEOUT_TEXT = "the deploy timeout (ENGINE_DEPLOY_TIMEOUT)"
@@ -83,6 +84,7 @@ def _nodes_deployed(
             )
         Node.objects.bulk_update(nodes, ["public_ip"], batch_size=500)
         events_record(node_event(node) for node in nodes)
+        steps_booted(node_ids=[node.pk for node in nodes])  # one statement for all of them
         # In the same commit: under a fleet's load every commit waits for the database's log to reach the disk.
         nodes_log(
             [
@@ -96,8 +98,9 @@ def _nodes_deployed(
     return clusters, [pk for pk in instances if pk not in landing]
 
 
-def _node_failed(node: Node, reason: str, *, token: str | None = None) -> None:
-    """Mark a deploying node failed; it goes `Terminating` so the terminate step removes any half-made instance.
+def _node_failed(node: Node, reason: str, *, reason_code: str, token: str | None = None) -> None:
+    """Mark a deploying node failed (`reason_code` from ReasonCode); it goes `Terminating` so the terminate step
+    removes any half-made instance.
 
     Only if it still has the instance the caller observed and, with `token`, while the caller holds its lease.
     """
@@ -105,18 +108,20 @@ def _node_failed(node: Node, reason: str, *, token: str | None = None) -> None:
     with transaction.atomic():
         updated = Node.objects.filter(
             pk=node.pk, state=NodeState.DEPLOYING, instance_id=node.instance_id, **fence
-        ).update(**_failed_fields(reason))
+        ).update(**_failed_fields(reason, reason_code))
         if updated:
             event_record(node_event(node, state=NodeState.TERMINATING))
+            steps_deploy_failed([(node.pk, reason_code, reason)])
     if updated:
         node_log(node, f"deploy failed: {reason}; cleaning up")
         _changed(node, failed=True)
 
 
-def _nodes_failed(failures: list[tuple[Node, str]]) -> tuple[set, list]:
+def _nodes_failed(failures: list[tuple[Node, str, str]]) -> tuple[set, list]:
     """`_node_failed` for the nodes a poll found failed (it holds no lease), in one transaction and one log insert.
 
-    Each node fails only if it is still `Deploying` with the instance the poll saw. Their rows are locked first, in
+    `failures` are (node, reason, reason code). Each node fails only if it is still `Deploying` with the instance the
+    poll saw. Their rows are locked first, in
     one order and skipping any another task holds (as `_nodes_deployed` does), so this never waits on a reconcile
     or a step. Returns the clusters of the nodes that failed, for the caller to reconcile, and the nodes skipped.
     """
@@ -125,23 +130,25 @@ def _nodes_failed(failures: list[tuple[Node, str]]) -> tuple[set, list]:
     with transaction.atomic():
         locked = dict(
             Node.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk__in=[node.pk for node, _ in failures], state=NodeState.DEPLOYING)
+            .filter(pk__in=[node.pk for node, _, _ in failures], state=NodeState.DEPLOYING)
             .order_by("pk")
             .values_list("pk", "instance_id")
         )
-        failed = [(node, reason) for node, reason in failures if locked.get(node.pk) == node.instance_id]
-        for node, reason in failed:
-            Node.objects.filter(pk=node.pk).update(**_failed_fields(reason))
-        events_record(node_event(node, state=NodeState.TERMINATING) for node, _ in failed)
-        nodes_log([(node, f"deploy failed: {reason}; cleaning up") for node, reason in failed])
-    skipped = [node.pk for node, _ in failures if node.pk not in locked]
-    return {node.node_cluster_id for node, _ in failed if node.node_cluster_id}, skipped
+        failed = [failure for failure in failures if locked.get(failure[0].pk) == failure[0].instance_id]
+        for node, reason, reason_code in failed:
+            Node.objects.filter(pk=node.pk).update(**_failed_fields(reason, reason_code))
+        events_record(node_event(node, state=NodeState.TERMINATING) for node, _, _ in failed)
+        steps_deploy_failed([(node.pk, reason_code, reason) for node, reason, reason_code in failed])
+        nodes_log([(node, f"deploy failed: {reason}; cleaning up") for node, reason, _ in failed])
+    skipped = [node.pk for node, _, _ in failures if node.pk not in locked]
+    return {node.node_cluster_id for node, _, _ in failed if node.node_cluster_id}, skipped
 
 
-def _failed_fields(reason: str) -> dict:
+def _failed_fields(reason: str, reason_code: str) -> dict:
     return {
         "state": NodeState.TERMINATING,
         "state_changed_at": timezone.now(),
         "failure_reason": reason[:2000],
+        "failure_reason_code": reason_code,
         "engine_touched_at": None,
     }

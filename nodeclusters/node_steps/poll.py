@@ -1,4 +1,5 @@
-"""Watching instances boot: one poll per provider and region, whatever the number of clusters booting there.
+"""Watching instances boot: one poll per provider and region, whatever the number of clusters booting there (one
+listing per cloud account with nodes booting there).
 
 Every `ENGINE_POLL_INTERVAL` while any node of the region is booting, the poll lists the provider's instances in
 the region once, lands every booting node of every cluster there whose instance runs (in one statement), fails
@@ -14,11 +15,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from providers import registry
 from providers.base import InstanceState, PermanentProviderError, TransientProviderError
 
-from ..choices import NodeState
+from ..choices import NodeState, ReasonCode
 from ..models import Node, Region
+from ..services.accounts import account_groups
 from ..services.actions import engine_schedule
 from .common import Outcome, Step, _clusters_changed
 from .landing import TIMEOUT_TEXT, _nodes_deployed, _nodes_failed, _timed_out
@@ -74,33 +75,21 @@ def region_poll_step(region_id) -> Step:
     )
     if not booting:
         return Step(Outcome.DONE)
-    try:
-        driver = registry.get_driver(region.provider.name)
-        listed = {instance.instance_id: instance for instance in driver.list_nodes(region=region.name)}
-        missing = [node.instance_id for node in booting if node.instance_id not in listed]
-        if missing:  # listings can lag behind a create: ask for these directly (in one call where the provider can)
-            listed.update(driver.get_nodes(instance_ids=missing, region=region.name))
-        still_booting, running, failures = [], [], []
-        for node in booting:
-            instance = listed.get(node.instance_id)
-            if instance is None or instance.is_gone:
-                failures.append((node, f"instance {node.instance_id} disappeared while deploying"))
-            elif instance.state == InstanceState.RUNNING:
-                running.append((node, instance))
-            elif _timed_out(node):
-                failures.append((node, f"instance {node.instance_id} still {instance.state} after {TIMEOUT_TEXT}"))
-            else:
-                still_booting.append(node.pk)
-        failed, busy = _nodes_failed(failures)
-        landed, skipped = _nodes_deployed(running, reconcile=False)
-        _clusters_changed(landed, failed=failed)
-        still_booting += busy + skipped
-    except TransientProviderError as error:
-        logger.warning("poll of %s: transient provider error: %s", region, error)
-        still_booting = [node.pk for node in booting]
-    except PermanentProviderError as error:
-        logger.warning("poll of %s failed: %s; the sweep will retry", region, error)
-        return Step(Outcome.DONE)
+    # One listing per account: the nodes of owners sharing the operator's account together, each linked account
+    # on its own (its instances are only visible with its credentials).
+    still_booting = []
+    for group in account_groups(provider_name=region.provider.name, owner_ids={node.owner_id for node in booting}):
+        nodes = [node for node in booting if node.owner_id in group.owner_ids]
+        if group.driver is None:
+            logger.warning("poll of %s (%s) failed: %s; the sweep will retry", region, group.label, group.error)
+            continue
+        try:
+            still_booting += _poll_nodes(group.driver, region, nodes)
+        except TransientProviderError as error:
+            logger.warning("poll of %s (%s): transient provider error: %s", region, group.label, error)
+            still_booting += [node.pk for node in nodes]
+        except PermanentProviderError as error:
+            logger.warning("poll of %s (%s) failed: %s; the sweep will retry", region, group.label, error)
     if still_booting:
         # Touched: a node the poll is watching is not stuck. Once per half the time it takes to count as stuck is
         # enough, and spares rewriting every booting row at every poll.
@@ -114,3 +103,29 @@ def region_poll_step(region_id) -> Step:
         schedule_region_poll(region_id)
         return Step(Outcome.WAITING)
     return Step(Outcome.DONE)
+
+
+def _poll_nodes(driver, region: Region, booting: list[Node]) -> list:
+    """One provider listing for these booting nodes (all in one account): land, fail or keep watching each; the pks
+    of those still booting."""
+    listed = {instance.instance_id: instance for instance in driver.list_nodes(region=region.name)}
+    missing = [node.instance_id for node in booting if node.instance_id not in listed]
+    if missing:  # listings can lag behind a create: ask for these directly (in one call where the provider can)
+        listed.update(driver.get_nodes(instance_ids=missing, region=region.name))
+    still_booting, running, failures = [], [], []
+    for node in booting:
+        instance = listed.get(node.instance_id)
+        if instance is None or instance.is_gone:
+            reason = f"instance {node.instance_id} disappeared while deploying"
+            failures.append((node, reason, ReasonCode.INSTANCE_GONE))
+        elif instance.state == InstanceState.RUNNING:
+            running.append((node, instance))
+        elif _timed_out(node):
+            reason = f"instance {node.instance_id} still {instance.state} after {TIMEOUT_TEXT}"
+            failures.append((node, reason, ReasonCode.BOOT_TIMEOUT))
+        else:
+            still_booting.append(node.pk)
+    failed, busy = _nodes_failed(failures)
+    landed, skipped = _nodes_deployed(running, reconcile=False)
+    _clusters_changed(landed, failed=failed)
+    return still_booting + busy + skipped

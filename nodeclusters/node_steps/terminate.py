@@ -2,11 +2,12 @@
 
 from django.utils import timezone
 
-from providers import registry
 from providers.base import PermanentProviderError, TransientProviderError
 
-from ..choices import ActionState, NodeState
+from ..choices import ActionState, NodeState, StepKind, StepState
+from ..services.accounts import driver_for
 from ..services.actions import action_log_many
+from ..services.steps import reason_code_of, steps_finish
 from .common import (
     Outcome,
     Step,
@@ -29,7 +30,7 @@ def node_terminate_step(node_uuid) -> Step:
         return _not_claimed(node_uuid, [NodeState.TERMINATING])
     node = _load(node_uuid)
     try:
-        driver = registry.get_driver(node.region.provider.name)
+        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name)
         region = node.region.name
         destroyed = set()
         if node.instance_id:
@@ -46,12 +47,14 @@ def node_terminate_step(node_uuid) -> Step:
             node_log(node, f"instance {found.instance_id} (found by tag) terminated")
         if not destroyed:
             node_log(node, "no instance to terminate")
+        summary = f"instance {', '.join(sorted(destroyed))} terminated" if destroyed else "no instance to terminate"
         ended = _node_moved(
             node,
             NodeState.TERMINATING,
             NodeState.TERMINATED,
             token=token,
             end_actions=ActionState.SUCCESS,
+            on_moved=lambda ended: _terminate_recorded(node, StepState.SUCCESS, summary, ended),
             destroyed_datetime=timezone.now(),
         )
         if ended is None:
@@ -65,7 +68,31 @@ def node_terminate_step(node_uuid) -> Step:
         return Step(Outcome.TRANSIENT, str(error))
     except PermanentProviderError as error:
         node_log(node, f"could not terminate: {error}; the sweep will try again")
-        _finish_node_actions(node, token=token, state=ActionState.FAILED, message=f"Terminate failed: {error}")
+        code, text = reason_code_of(error.reason_code), str(error)
+        _finish_node_actions(
+            node,
+            token=token,
+            state=ActionState.FAILED,
+            message=f"Terminate failed: {error}",
+            reason_code=code,
+            # Only the node's own actions fail; a cluster's action keeps its step open while the sweep retries.
+            on_ended=lambda ended: _terminate_recorded(node, StepState.FAILED, text, ended, code, only=True),
+        )
         return Step(Outcome.DONE)
     finally:
         _release(node_uuid, token)
+
+
+def _terminate_recorded(node, state: str, message: str, ended: list, reason_code: str = "", *, only=False) -> None:
+    """The terminate steps' outcome: the open ones (those of `ended` only, with `only`), and one for each of the
+    node's own actions that ended here (a Node Terminate records no step of its own)."""
+    steps_finish(
+        node_id=node.pk,
+        step=StepKind.TERMINATE,
+        state=state,
+        reason_code=reason_code,
+        message=message,
+        only_actions=ended if only else None,
+        also_for=ended,
+        started=node.state_changed_at,
+    )

@@ -1,10 +1,12 @@
 """Upgrading Docker on a node, where its provider can."""
 
-from providers import registry
 from providers.base import PermanentProviderError, TransientProviderError
 
-from ..choices import ActionState, NodeState
+from ..choices import ACTION_OPEN_STATES, ActionName, ActionState, NodeState, StepKind, StepState
+from ..models import Action
+from ..services.accounts import driver_for
 from ..services.actions import action_log_many
+from ..services.steps import reason_code_of, steps_finish
 from .common import (
     Outcome,
     Step,
@@ -26,7 +28,7 @@ def node_upgrade_step(node_uuid) -> Step:
         return _not_claimed(node_uuid, [NodeState.UPGRADING])
     node = _load(node_uuid)
     try:
-        driver = registry.get_driver(node.region.provider.name)
+        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name)
         driver.upgrade_docker(instance_id=node.instance_id, region=node.region.name)
         instance = driver.get_node(instance_id=node.instance_id, region=node.region.name)
         version = (instance.extra.get("docker_version") if instance else None) or node.docker_version
@@ -36,6 +38,7 @@ def node_upgrade_step(node_uuid) -> Step:
             NodeState.DEPLOYED,
             token=token,
             end_actions=ActionState.SUCCESS,
+            on_moved=lambda ended: _upgrade_recorded(node, StepState.SUCCESS, f"Docker upgraded to {version}", ended),
             docker_version=version,
         )
         if ended is None:
@@ -46,9 +49,18 @@ def node_upgrade_step(node_uuid) -> Step:
         _changed(node)
         return Step(Outcome.DONE)
     except TransientProviderError as error:
-        return Step(Outcome.TRANSIENT, str(error))
+        return Step(Outcome.TRANSIENT, str(error), reason_code_of(error.reason_code))
     except PermanentProviderError as error:
-        ended = _node_moved(node, NodeState.UPGRADING, NodeState.DEPLOYED, token=token, end_actions=ActionState.FAILED)
+        code, text = reason_code_of(error.reason_code), str(error)
+        ended = _node_moved(
+            node,
+            NodeState.UPGRADING,
+            NodeState.DEPLOYED,
+            token=token,
+            end_actions=ActionState.FAILED,
+            reason_code=code,
+            on_moved=lambda ended: _upgrade_recorded(node, StepState.FAILED, text, ended, code),
+        )
         if ended is None:
             _lost_lease(node, f"recording that its Docker upgrade failed ({error})")
             return Step(Outcome.DONE)
@@ -58,3 +70,26 @@ def node_upgrade_step(node_uuid) -> Step:
         return Step(Outcome.DONE)
     finally:
         _release(node_uuid, token)
+
+
+def _upgrade_recorded(node, state: str, message: str, ended: list, reason_code: str = "") -> None:
+    """The node's upgrade step on its own upgrade actions (`ended`) and on its cluster's open Docker upgrade."""
+    cluster_upgrades = (
+        Action.objects.filter(
+            node_cluster_id=node.node_cluster_id,
+            action=ActionName.NODE_CLUSTER_DOCKER_UPGRADE,
+            node__isnull=True,
+            state__in=ACTION_OPEN_STATES,
+        ).values_list("pk", flat=True)
+        if node.node_cluster_id
+        else []
+    )
+    steps_finish(
+        node_id=node.pk,
+        step=StepKind.UPGRADE,
+        state=state,
+        reason_code=reason_code,
+        message=message,
+        also_for=[*ended, *cluster_upgrades],
+        started=node.state_changed_at,
+    )

@@ -1,0 +1,156 @@
+"""Per-node steps of actions (an action's `steps`): started where the engine decides on a node's work, ended by the
+node step that does it, in as few statements as the engine already spends.
+
+A step is matched by node, kind and state, never by action: the (node, step, state) index makes ending one a single
+index lookup, and a poll that lands many nodes ends all their boot steps in one UPDATE. Every function here writes in
+the caller's transaction, next to the node rows it describes.
+"""
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from nodeclusters.choices import ReasonCode, StepKind, StepState
+from nodeclusters.models import ActionStep
+
+_OPEN = StepState.IN_PROGRESS
+#: The steps of a deploy: a node being created or booting has one of these open.
+_DEPLOY_STEPS = (StepKind.CREATE, StepKind.BOOT)
+
+
+def reason_code_of(code: str | None) -> str:
+    """A code from ReasonCode: a driver's error code as it is, anything unknown as `provider_error`, none as ""."""
+    if not code:
+        return ""
+    return code if code in ReasonCode.values else ReasonCode.PROVIDER_ERROR
+
+
+def most_common_reason(codes: Iterable[str]) -> str:
+    """The code most of `codes` carry (the first seen on a tie), "" if none carries one: a failed action's code."""
+    counted = Counter(code for code in codes if code)
+    return counted.most_common(1)[0][0] if counted else ""
+
+
+def steps_start(*, action_id, node_ids: Iterable, step: str, reason_code: str = "", message: str = "") -> None:
+    """Open a `step` for each node on the action, in one INSERT (nothing without an action to show them on)."""
+    node_ids = list(node_ids)
+    if action_id is None or not node_ids:
+        return
+    now = timezone.now()
+    ActionStep.objects.bulk_create(
+        ActionStep(action_id=action_id, node_id=pk, step=step, reason_code=reason_code, message=message, start_date=now)
+        for pk in node_ids
+    )
+
+
+def steps_instance_created(*, node_id, message: str) -> None:
+    """The node's instance exists: its open create steps succeed and a boot step starts on each of their actions."""
+    created = list(
+        ActionStep.objects.filter(node_id=node_id, step=StepKind.CREATE, state=_OPEN).values_list("pk", "action_id")
+    )
+    if not created:
+        return
+    now = timezone.now()
+    ActionStep.objects.filter(pk__in=[pk for pk, _ in created]).update(
+        state=StepState.SUCCESS, end_date=now, message=message
+    )
+    ActionStep.objects.bulk_create(
+        ActionStep(action_id=action_id, node_id=node_id, step=StepKind.BOOT, start_date=now)
+        for action_id in dict.fromkeys(action_id for _, action_id in created)
+    )
+
+
+def steps_booted(*, node_ids: Iterable, message: str = "Deployed") -> None:
+    """The nodes are `Deployed`: their open create and boot steps succeed, in one statement for all of them."""
+    node_ids = list(node_ids)
+    if node_ids:
+        ActionStep.objects.filter(node_id__in=node_ids, step__in=_DEPLOY_STEPS, state=_OPEN).update(
+            state=StepState.SUCCESS, end_date=timezone.now(), message=message
+        )
+
+
+def steps_deploy_failed(failures: list[tuple[object, str, str]]) -> None:
+    """Deploys that failed, as (node id, reason code, message): each node's open create or boot step fails, and as
+    the node is cleaned up (it goes `Terminating`) a terminate step starts on the same actions."""
+    if not failures:
+        return
+    why = {node_id: (code, message) for node_id, code, message in failures}
+    failing = list(
+        ActionStep.objects.filter(node_id__in=list(why), step__in=_DEPLOY_STEPS, state=_OPEN).values_list(
+            "pk", "node_id", "action_id"
+        )
+    )
+    if not failing:
+        return
+    now = timezone.now()
+    groups = defaultdict(list)
+    for pk, node_id, _ in failing:
+        groups[why[node_id]].append(pk)
+    for (code, message), pks in groups.items():
+        ActionStep.objects.filter(pk__in=pks).update(
+            state=StepState.FAILED, reason_code=code, message=message, end_date=now
+        )
+    cleanups = dict.fromkeys((node_id, action_id) for _, node_id, action_id in failing)
+    ActionStep.objects.bulk_create(
+        ActionStep(
+            action_id=action_id,
+            node_id=node_id,
+            step=StepKind.TERMINATE,
+            message="cleaning up after the failed deploy",
+            start_date=now,
+        )
+        for node_id, action_id in cleanups
+    )
+
+
+def steps_abandoned(*, node_ids: Iterable, reason_code: str, message: str) -> None:
+    """Deploys the engine stops (their nodes scaled away by a newer action or a cancel): open create and boot steps
+    end `Canceled` with the reason, in one statement."""
+    node_ids = list(node_ids)
+    if node_ids:
+        ActionStep.objects.filter(node_id__in=node_ids, step__in=_DEPLOY_STEPS, state=_OPEN).update(
+            state=StepState.CANCELED, reason_code=reason_code, message=message, end_date=timezone.now()
+        )
+
+
+def steps_finish(
+    *,
+    node_id,
+    step: str,
+    state: str,
+    reason_code: str = "",
+    message: str = "",
+    only_actions: Iterable | None = None,
+    also_for: Iterable = (),
+    started=None,
+) -> None:
+    """End the node's open `step` steps (only those on `only_actions` if given). Actions of `also_for` that have no
+    such step for the node get one, ended at once and started at `started` (when the node entered the step's state):
+    a node's own actions (Node Terminate, Node Docker Upgrade) are recorded by the service that opened them, which
+    records no step."""
+    now = timezone.now()
+    open_steps = ActionStep.objects.filter(node_id=node_id, step=step, state=_OPEN)
+    if only_actions is not None:
+        open_steps = open_steps.filter(action_id__in=list(only_actions))
+    open_steps.update(state=state, reason_code=reason_code, message=message, end_date=now)
+    missing = set(also_for)
+    if missing:
+        missing -= set(
+            ActionStep.objects.filter(node_id=node_id, step=step, action_id__in=missing).values_list(
+                "action_id", flat=True
+            )
+        )
+        ActionStep.objects.bulk_create(
+            ActionStep(
+                action_id=action_id,
+                node_id=node_id,
+                step=step,
+                state=state,
+                reason_code=reason_code,
+                message=message,
+                start_date=started or now,
+                end_date=now,
+            )
+            for action_id in sorted(missing, key=str)
+        )
