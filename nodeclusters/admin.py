@@ -11,7 +11,18 @@ from . import services
 from .api.serializers import MAX_NODES_PER_CLUSTER
 from .choices import NODE_UP_STATES, NodeClusterState, NodeState
 from .exceptions import ServiceError
-from .models import Action, ApiKey, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
+from .models import (
+    Action,
+    ActionStep,
+    ApiKey,
+    AvailabilityZone,
+    CloudAccount,
+    Node,
+    NodeCluster,
+    NodeType,
+    Provider,
+    Region,
+)
 
 STATE_COLOURS = {
     NodeClusterState.INIT: "#6c757d",
@@ -59,9 +70,31 @@ class ReadOnlyInline(admin.TabularInline):
 
 class NodeInline(ReadOnlyInline):
     model = Node
-    fields = ["uuid", "state", "public_ip", "instance_id", "availability_zone", "last_seen", "failure_reason"]
+    fields = [
+        "uuid",
+        "state",
+        "public_ip",
+        "instance_id",
+        "availability_zone",
+        "last_seen",
+        "failure_reason_code",
+        "failure_reason",
+    ]
     readonly_fields = fields
     ordering = ["created_at"]
+
+
+class ActionStepInline(ReadOnlyInline):
+    """An action's per-node steps (its `steps` in the API), with the reason code of those that failed."""
+
+    model = ActionStep
+    fields = ["node", "step", "state", "reason_code", "message", "start_date", "end_date"]
+    readonly_fields = fields
+    ordering = ["id"]
+    show_change_link = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("node")  # each row links its node
 
 
 @admin.display(description="Logs")
@@ -243,8 +276,18 @@ class EngineRowAdmin(admin.ModelAdmin):
 
 @admin.register(Node)
 class NodeAdmin(EngineRowAdmin):
-    list_display = ["uuid", "node_cluster", "owner", "badge", "public_ip", "instance_id", "region", "last_seen"]
-    list_filter = ["state", "region__provider", "region", "docker_version"]
+    list_display = [
+        "uuid",
+        "node_cluster",
+        "owner",
+        "badge",
+        "public_ip",
+        "instance_id",
+        "region",
+        "last_seen",
+        "failure_reason_code",
+    ]
+    list_filter = ["state", "failure_reason_code", "region__provider", "region", "docker_version"]
     search_fields = ["instance_id", "public_ip", "nickname", "external_fqdn"]
     list_select_related = ["node_cluster", "owner", "region__provider"]
     readonly_fields = [field.name for field in Node._meta.fields]
@@ -256,12 +299,13 @@ class NodeAdmin(EngineRowAdmin):
 
 @admin.register(Action)
 class ActionAdmin(EngineRowAdmin):
-    list_display = ["action", "object_uri", "owner", "state", "start_date", "end_date", "is_user_action"]
-    list_filter = ["state", "action", "is_user_action"]
+    list_display = ["action", "object_uri", "owner", "state", "reason_code", "start_date", "end_date", "is_user_action"]
+    list_filter = ["state", "action", "reason_code", "is_user_action"]
     search_fields = ["object_uri", "action", "path"]
     list_select_related = ["owner"]
     date_hierarchy = "start_date"
     readonly_fields = [*(field.name for field in Action._meta.fields), log_text]
+    inlines = [ActionStepInline]
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -327,6 +371,14 @@ class CatalogAdmin(admin.ModelAdmin):
 class ProviderAdmin(CatalogAdmin):
     list_display = ["name", "label", "available"]
     list_editable = ["available"]
+    actions = ["sync_catalog_selected"]
+
+    @admin.action(description="Sync the catalog of selected providers from their APIs", permissions=["change"])
+    def sync_catalog_selected(self, request, queryset):
+        from .services.catalog_sync import catalog_sync
+
+        for result in catalog_sync([provider.name for provider in queryset]):
+            self.message_user(request, str(result), messages.ERROR if result.error else messages.SUCCESS)
 
 
 @admin.register(Region)
@@ -346,12 +398,37 @@ class AvailabilityZoneAdmin(CatalogAdmin):
 
 @admin.register(NodeType)
 class NodeTypeAdmin(CatalogAdmin):
-    list_display = ["name", "provider", "label", "cpu", "memory", "available"]
+    list_display = ["name", "provider", "label", "cpu", "memory", "price_monthly", "alias_of", "available"]
     list_filter = ["provider", "available"]
     list_editable = ["available"]
     filter_horizontal = ["regions", "availability_zones"]
+    readonly_fields = ["alias_of", "synced_at"]
+
+
+@admin.register(CloudAccount)
+class CloudAccountAdmin(admin.ModelAdmin):
+    """Users' linked cloud accounts, read-only: users link and unlink them through the API (verified with the
+    provider there). The secret is never shown, not even encrypted."""
+
+    list_display = ["owner", "provider", "kind", "label", "hint", "verified_at"]
+    list_filter = ["provider", "kind"]
+    search_fields = ["owner__username", "label", "hint"]
+    fields = ["owner", "provider", "kind", "label", "hint", "limits", "verified_at", "created_at", "updated_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # unlinking is refused while live nodes depend on the account: the API's DELETE checks that
 
 
 admin.site.site_header = "Tutum API operations"
 admin.site.site_title = "Tutum API"
 admin.site.index_title = "Node clusters, nodes and the catalog"
+
+# Registered from their own module (it builds on the classes above), so autodiscovery of this one loads them.
+from . import admin_webhooks  # noqa: E402, F401

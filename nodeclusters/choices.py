@@ -124,6 +124,12 @@ class ActionName(models.TextChoices):
     NODE_TERMINATE = "Node Terminate"
     NODE_HEALTH_CHECK = "Node Health Check"
     NODE_DOCKER_UPGRADE = "Node Docker Upgrade"
+    NODE_CLUSTER_REPAIR = "Node Cluster Repair"  # the engine's self-repair (never a user's)
+    WEBHOOK_CREATE = "Webhook Create"
+    WEBHOOK_DELETE = "Webhook Delete"
+    WEBHOOK_DISABLE = "Webhook Disable"
+    PROVIDER_CREDENTIALS_LINK = "Provider Credentials Link"
+    PROVIDER_CREDENTIALS_UNLINK = "Provider Credentials Unlink"
 
 
 class ReasonCode(models.TextChoices):

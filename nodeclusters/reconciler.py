@@ -27,12 +27,16 @@ from .choices import (
     EventAction,
     NodeClusterState,
     NodeState,
+    ReasonCode,
+    ScaleInPolicy,
+    StepKind,
 )
 from .exceptions import ObjectNotFound
 from .models import Action, Node, NodeCluster
 from .services.actions import action_finish, action_log, engine_schedule_many
 from .services.events import action_event, event_record, events_record, node_cluster_event, node_event
 from .services.locks import lock_cluster, retried_atomic
+from .services.steps import most_common_reason, steps_abandoned, steps_start
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +65,18 @@ def failure_budget(target: int) -> int:
     return settings.ENGINE_FAILURE_BUDGET or max(3, target)
 
 
-def pick_scale_in(active: list[Node], count: int) -> list[Node]:
-    """Which nodes to remove: those not deployed yet first, then the newest."""
-    ranked = sorted(active, key=lambda node: (node.state != NodeState.DEPLOYING, -node.created_at.timestamp()))
+#: Who goes first on a scale-down, whatever the policy: nodes that never came up, then unreachable ones.
+_SCALE_IN_FIRST = {NodeState.DEPLOYING: 0, NodeState.UNREACHABLE: 1}
+
+
+def pick_scale_in(active: list[Node], count: int, policy: str = ScaleInPolicy.NEWEST_FIRST) -> list[Node]:
+    """Which nodes to remove: those not deployed yet, then unreachable ones, then by the cluster's scale-in policy
+    (the newest first, Tutum's behaviour, or the oldest first)."""
+    direction = 1 if policy == ScaleInPolicy.OLDEST_FIRST else -1
+    ranked = sorted(
+        active,
+        key=lambda node: (_SCALE_IN_FIRST.get(node.state, 2), direction * node.created_at.timestamp()),
+    )
     return ranked[:count]
 
 
@@ -203,20 +216,25 @@ def _reconcile(node_cluster_uuid) -> ReconcileResult | None:
         new_nodes = _new_nodes(cluster, min(-difference, budget), active)
         Node.objects.bulk_create(new_nodes)
         events_record(node_event(node, EventAction.CREATE) for node in new_nodes)
+        steps_start(
+            action_id=action.pk if action else None, node_ids=[node.pk for node in new_nodes], step=StepKind.CREATE
+        )
         active.extend(new_nodes)
         live.extend(new_nodes)
         result.created = [node.uuid for node in new_nodes]
         if action is not None:
             action_log(action=action, message=f"Creating {len(new_nodes)} node(s)")
     elif difference > 0:
-        victims = pick_scale_in(active, difference)
+        victims = pick_scale_in(active, difference, cluster.scale_in_policy)
         victim_ids = [node.pk for node in victims]
         Node.objects.filter(pk__in=victim_ids).update(
             state=NodeState.TERMINATING, state_changed_at=now, engine_touched_at=None
         )
+        _abandon_deploys(victims, action)
         for node in victims:
             node.state, node.engine_touched_at = NodeState.TERMINATING, None
         events_record(node_event(node) for node in victims)
+        steps_start(action_id=action.pk if action else None, node_ids=victim_ids, step=StepKind.TERMINATE)
         active = [node for node in active if node.pk not in set(victim_ids)]
         result.terminating = victim_ids
         if action is not None:
@@ -263,7 +281,27 @@ def _reconcile(node_cluster_uuid) -> ReconcileResult | None:
     if action is not None and not hold and state not in NODE_CLUSTER_BUSY_STATES:
         _finish_current_action(cluster, action, state=state, gave_up=gave_up)
     _finish_docker_upgrade(cluster, live)
+    if in_transit == 0 and state in (NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED):
+        from .repair import repair_actions_settle  # it imports this module
+
+        repair_actions_settle(cluster)  # a repair ends with its nodes' landing, not at the next sweep
     return result
+
+
+def _abandon_deploys(victims: list[Node], action) -> None:
+    """Nodes scaled away before they came up: the work of their (older) action is abandoned for a newer one, or for
+    a cancel. Their open create and boot steps end `Canceled`, and the nodes say why (`failure_reason_code`)."""
+    abandoned = [node.pk for node in victims if node.state == NodeState.DEPLOYING]
+    if not abandoned:
+        return
+    canceled = action is not None and action.state == ActionState.CANCELING
+    code = ReasonCode.CANCELED if canceled else ReasonCode.SUPERSEDED
+    Node.objects.filter(pk__in=abandoned).update(failure_reason_code=code)
+    steps_abandoned(
+        node_ids=abandoned,
+        reason_code=code,
+        message="canceled before the node came up" if canceled else "scaled away before the node came up",
+    )
 
 
 def _finish_current_action(cluster: NodeCluster, action, *, state: str, gave_up: bool) -> None:
@@ -277,6 +315,12 @@ def _finish_current_action(cluster: NodeCluster, action, *, state: str, gave_up:
             .values_list("uuid", "failure_reason")[:5]
         )
         summary = "; ".join(f"node {node_uuid}: {reason}" for node_uuid, reason in reasons)
+        codes = (
+            cluster.nodes.filter(created_at__gte=action.start_date)
+            .exclude(failure_reason="")
+            .values_list("failure_reason_code", flat=True)
+        )
+        Action.objects.filter(pk=action.pk).update(reason_code=most_common_reason(codes) or ReasonCode.PROVIDER_ERROR)
         action_finish(
             action=action,
             state=ActionState.FAILED,

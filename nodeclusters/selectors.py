@@ -7,7 +7,18 @@ from django.db.models import CharField, F, Field, Func, IntegerField, OuterRef, 
 from django.db.models.functions import Cast
 
 from .choices import ACTION_OPEN_STATES, NODE_UP_STATES
-from .models import Action, ActionLogLine, AvailabilityZone, Event, Node, NodeCluster, NodeType, Provider, Region
+from .models import (
+    Action,
+    ActionLogLine,
+    ActionStep,
+    AvailabilityZone,
+    Event,
+    Node,
+    NodeCluster,
+    NodeType,
+    Provider,
+    Region,
+)
 
 
 class _UuidListField(Field):
@@ -90,6 +101,12 @@ NODE_CLUSTER_ROW_FIELDS = (
     "destroyed_datetime",
     "tags",
     "provider_options",
+    "scale_in_policy",
+    "min_num_nodes",
+    "max_num_nodes",
+    "unhealthy_timeout",
+    "max_unhealthy_percent",
+    "max_repairs_per_hour",
 )
 
 
@@ -110,6 +127,19 @@ def node_list(*, owner) -> QuerySet[Node]:
 def action_list(*, owner) -> QuerySet[Action]:
     """The owner's actions, newest first (their log lines are read on their own: `action_log_lines`)."""
     return Action.objects.filter(owner=owner)
+
+
+def action_steps(*, action: Action) -> list[ActionStep]:
+    """The action's per-node steps, oldest first, in one query (prefetched ones if the caller prefetched `steps`).
+    A step renders its node's URI from `node_id`, so no node row is read."""
+    prefetched = getattr(action, "_prefetched_objects_cache", {}).get("steps")
+    if prefetched is not None:
+        return list(prefetched)
+    return list(
+        ActionStep.objects.filter(action=action)
+        .only("node_id", "step", "state", "reason_code", "message", "start_date", "end_date")
+        .order_by("id")
+    )
 
 
 def action_log_lines(*, action: Action, tail: int | None = None) -> list[ActionLogLine]:
@@ -138,7 +168,8 @@ def availability_zone_list() -> QuerySet[AvailabilityZone]:
 
 
 def node_type_list() -> QuerySet[NodeType]:
-    return NodeType.objects.select_related("provider").prefetch_related(
+    # alias_of: a legacy name renders the type it stands for.
+    return NodeType.objects.select_related("provider", "alias_of").prefetch_related(
         Prefetch("regions", queryset=Region.objects.only("name", "provider_id").order_by("name")),
         Prefetch("availability_zones", queryset=AvailabilityZone.objects.select_related("region")),
     )

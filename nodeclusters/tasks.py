@@ -6,7 +6,7 @@ are scheduled with Celery countdowns, never by sleeping in a worker thread.
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
@@ -14,12 +14,13 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from providers.base import ProviderError
-from providers.registry import get_driver
 from tutum_api.logging import log_context
 from tutum_api.metrics import RECONCILE_DURATION, RECONCILE_RUNS
 
-from . import node_steps, reconciler
+from . import node_steps, reconciler, repair
 from .models import Node, NodeCluster
+from .services.accounts import NoCredentials, account_groups
+from .services.actions import engine_schedule_many
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def _step_and_schedule(task, step, node_uuid: str, transient_attempt: int, *extr
     outcome = step(node_uuid, *extra_args)
     if outcome.outcome is node_steps.Outcome.TRANSIENT:
         if transient_attempt >= settings.ENGINE_MAX_TRANSIENT_RETRIES:
-            node_steps.node_give_up(node_uuid, f"{outcome.error} (after {transient_attempt + 1} attempts)")
+            node_steps.node_give_up(
+                node_uuid, f"{outcome.error} (after {transient_attempt + 1} attempts)", outcome.reason_code
+            )
             return "gave up"
         countdown = get_exponential_backoff_interval(
             factor=1, retries=transient_attempt, maximum=settings.ENGINE_RETRY_BACKOFF_MAX, full_jitter=True
@@ -176,25 +179,56 @@ def engine_sweep() -> dict:
     strays = reconciler.nodes_with_strays()
     for node_uuid in strays:
         resolve_node_strays.delay(str(node_uuid))
-    return {"reconciles": len(cluster_uuids), "health_checks": len(probes), "strays": len(strays)}
+    repairs = repair.clusters_due_repair()
+    engine_schedule_many([("nodeclusters.repair_node_cluster", (cluster_uuid,)) for cluster_uuid in repairs])
+    return {
+        "reconciles": len(cluster_uuids),
+        "health_checks": len(probes),
+        "strays": len(strays),
+        "repairs": len(repairs),
+    }
+
+
+@shared_task(name="nodeclusters.repair_node_cluster", soft_time_limit=60, time_limit=90, **_COMMON)
+def repair_node_cluster(node_cluster_uuid: str) -> dict | None:
+    """Replace the cluster's nodes whose instance is gone or that stay unreachable (see `repair`)."""
+    with log_context(node_cluster_uuid=node_cluster_uuid):
+        result = repair.repair_node_cluster(node_cluster_uuid)
+    if result and result.replaced:
+        logger.info("self-repair: %d node(s) replaced", len(result.replaced))
+    return result.summary() if result else None
 
 
 @shared_task(name="nodeclusters.reap_leaked_instances", soft_time_limit=120, time_limit=180, **_COMMON)
 def reap_leaked_instances() -> int:
     """Terminate provider instances tagged as ours that no live node owns (leaks, twins)."""
     reaped = 0
-    places = Node.objects.values_list("region__provider__name", "region__name").distinct()
-    for provider_name, region_name in places:
-        try:
-            driver = get_driver(provider_name)
-            for instance, why in reconciler.leaked_instances(driver, region=region_name):
-                logger.warning(
-                    "reaping leaked instance %s in %s/%s: %s", instance.instance_id, provider_name, region_name, why
-                )
-                driver.destroy_node(instance_id=instance.instance_id, region=region_name)
-                reaped += 1
-        except ProviderError as error:
-            logger.warning("leak sweep of %s/%s failed: %s", provider_name, region_name, error)
+    owners_by_place = defaultdict(set)
+    for provider_name, region_name, owner_id in Node.objects.values_list(
+        "region__provider__name", "region__name", "owner_id"
+    ).distinct():
+        owners_by_place[provider_name, region_name].add(owner_id)
+    for (provider_name, region_name), owner_ids in owners_by_place.items():
+        # Each account its own listing: a linked account's instances are visible only with its credentials.
+        for group in account_groups(provider_name=provider_name, owner_ids=owner_ids):
+            if group.driver is None:
+                if not isinstance(group.error, NoCredentials):
+                    logger.warning("leak sweep of %s/%s (%s): %s", provider_name, region_name, group.label, group.error)
+                continue
+            try:
+                for instance, why in reconciler.leaked_instances(group.driver, region=region_name):
+                    logger.warning(
+                        "reaping leaked instance %s in %s/%s (%s): %s",
+                        instance.instance_id,
+                        provider_name,
+                        region_name,
+                        group.label,
+                        why,
+                    )
+                    group.driver.destroy_node(instance_id=instance.instance_id, region=region_name)
+                    reaped += 1
+            except ProviderError as error:
+                logger.warning("leak sweep of %s/%s (%s) failed: %s", provider_name, region_name, group.label, error)
     return reaped
 
 
@@ -215,3 +249,47 @@ def update_state_gauges() -> dict:
     from tutum_api.metrics import state_gauges_update
 
     return state_gauges_update()
+
+
+@shared_task(name="nodeclusters.webhooks_dispatch", soft_time_limit=150, time_limit=180, **_COMMON)
+def webhooks_dispatch() -> dict:
+    """Turn new events into webhook deliveries and send those due (at most WEBHOOK_DELIVERIES_PER_RUN; a full run
+    queues another run, so a backlog drains without waiting for beat)."""
+    from .services.webhook_delivery import webhook_deliveries_run
+    from .services.webhooks import webhooks_fan_out
+
+    created = webhooks_fan_out()
+    counts = webhook_deliveries_run(limit=settings.WEBHOOK_DELIVERIES_PER_RUN)
+    if counts["attempted"] >= settings.WEBHOOK_DELIVERIES_PER_RUN:
+        webhooks_dispatch.delay()
+    return {"created": created, **counts}
+
+
+@shared_task(name="nodeclusters.prune_webhook_deliveries", soft_time_limit=60, time_limit=90, **_COMMON)
+def prune_webhook_deliveries() -> int:
+    """Delete webhook deliveries finished more than WEBHOOK_RETENTION_SECONDS ago."""
+    from .services.webhooks import webhook_deliveries_prune
+
+    deleted = webhook_deliveries_prune()
+    if deleted:
+        logger.info("pruned %d finished webhook deliveries", deleted)
+    return deleted
+
+
+@shared_task(name="nodeclusters.prune_idempotency_keys", soft_time_limit=60, time_limit=90, **_COMMON)
+def prune_idempotency_keys() -> int:
+    """Delete idempotency keys (and the answers stored with them) older than IDEMPOTENCY_KEY_SECONDS."""
+    from .services.idempotency_keys import idempotency_keys_prune
+
+    deleted = idempotency_keys_prune()
+    if deleted:
+        logger.info("pruned %d expired idempotency key(s)", deleted)
+    return deleted
+
+
+@shared_task(name="nodeclusters.sync_catalog", soft_time_limit=600, time_limit=660, **_COMMON)
+def sync_catalog(provider_names: list[str] | None = None) -> list[str]:
+    """Refresh regions, zones and node types from the providers' APIs (beat: every CATALOG_SYNC_INTERVAL)."""
+    from .services.catalog_sync import catalog_sync
+
+    return [str(result) for result in catalog_sync(provider_names)]

@@ -220,6 +220,11 @@ SPECTACULAR_SETTINGS = {
         "NodeClusterStateEnum": "nodeclusters.choices.NodeClusterState",
         "NodeStateEnum": "nodeclusters.choices.NodeState",
         "ActionStateEnum": "nodeclusters.choices.ActionState",
+        "EventTypeEnum": "nodeclusters.choices.EventType",
+        "WebhookDeliveryStateEnum": "nodeclusters.choices.WebhookDeliveryState",
+        "ReasonCodeEnum": "nodeclusters.choices.ReasonCode",
+        "StepKindEnum": "nodeclusters.choices.StepKind",
+        "StepStateEnum": "nodeclusters.choices.StepState",
     },
 }
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000)
@@ -306,10 +311,17 @@ PROVIDER_OWNER_TAG = os.environ.get("PROVIDER_OWNER_TAG", "tutum-api")
 SIMULATED_BOOT_SECONDS = env_float("SIMULATED_BOOT_SECONDS", 2.0)
 SIMULATED_FAILURE_RATE = env_float("SIMULATED_FAILURE_RATE", 0.0)
 SIMULATED_SEED = os.environ.get("SIMULATED_SEED", "")
+# Live instances each simulated account may have (0: no limit), like DigitalOcean's droplet limit.
+SIMULATED_NODE_LIMIT = env_int("SIMULATED_NODE_LIMIT", 0)
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
 AWS_DEFAULT_AMI = os.environ.get("AWS_DEFAULT_AMI", "")
-# JSON object {"region": "ami-..."}; regions not listed use AWS_DEFAULT_AMI.
+# JSON object {"region": "ami-..."}; regions not listed use AWS_DEFAULT_AMI, else the region's current Ubuntu LTS
+# AMI read from AWS's public SSM parameter. A cluster's provider_options {"ami": ...} overrides both.
 AWS_AMIS = os.environ.get("AWS_AMIS", "{}")
+# The regions the AWS catalog sync reads (comma-separated); empty: the AWS regions already in the catalog.
+AWS_CATALOG_REGIONS = env_list("AWS_CATALOG_REGIONS", [])
+# The instance types it keeps, as patterns (comma-separated, e.g. "t3.*,m7g.*"); empty: every type offered.
+AWS_CATALOG_INSTANCE_TYPES = env_list("AWS_CATALOG_INSTANCE_TYPES", [])
 DIGITALOCEAN_TOKEN = os.environ.get("DIGITALOCEAN_TOKEN", "")
 DIGITALOCEAN_IMAGE = os.environ.get("DIGITALOCEAN_IMAGE", "ubuntu-24-04-x64")
 # Where the DigitalOcean driver sends its API calls (a test double, a proxy); DigitalOcean's own API when unset.
@@ -422,6 +434,12 @@ CELERY_BEAT_SCHEDULE["update-state-gauges"] = {
     "schedule": METRICS_STATE_INTERVAL,
     "options": {"expires": METRICS_STATE_INTERVAL},
 }
+# The live catalog (nodeclusters.services.catalog_sync), with the operator's credentials, daily by default.
+CELERY_BEAT_SCHEDULE["sync-catalog"] = {
+    "task": "nodeclusters.sync_catalog",
+    "schedule": CATALOG_SYNC_INTERVAL,
+    "options": {"expires": 3600},
+}
 
 # Fair health checks (nodeclusters.tasks.engine_sweep): each sweep probes at most this many nodes, those due that
 # were probed longest ago first; a node that fails its probes is asked again after the health check interval,
@@ -436,3 +454,40 @@ ENGINE_HEALTH_CHECK_BACKOFF_MAX = env_float("ENGINE_HEALTH_CHECK_BACKOFF_MAX", 3
 # longer than the queue would have made its nodes wait anyway, and a lone cluster's nodes still go one per task.
 ENGINE_DEPLOY_PARALLELISM = env_int("ENGINE_DEPLOY_PARALLELISM", env_int("WORKER_CONCURRENCY", 32))
 ENGINE_DEPLOY_BATCH_MAX = env_int("ENGINE_DEPLOY_BATCH_MAX", 20)
+
+# Signed webhooks (nodeclusters.services.webhooks, webhook_delivery): beat turns new events into deliveries and sends
+# those due every WEBHOOK_POLL_INTERVAL seconds, at most WEBHOOK_DELIVERIES_PER_RUN per task (a full run queues
+# another). A POST waits WEBHOOK_TIMEOUT seconds for an answer; a failed one is retried after WEBHOOK_RETRY_BACKOFF
+# seconds, doubling up to WEBHOOK_RETRY_BACKOFF_MAX, until the delivery is WEBHOOK_GIVE_UP_SECONDS old; a webhook
+# whose every attempt failed for that long is disabled. Targets on private, loopback, link-local, multicast, reserved
+# or unspecified addresses are refused unless WEBHOOK_ALLOW_PRIVATE_TARGETS (an operator's own network).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOK_POLL_INTERVAL = env_float("WEBHOOK_POLL_INTERVAL", 2.0)
+WEBHOOK_DELIVERIES_PER_RUN = env_int("WEBHOOK_DELIVERIES_PER_RUN", 20)
+WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 5.0)
+WEBHOOK_RETRY_BACKOFF = env_float("WEBHOOK_RETRY_BACKOFF", 5.0)
+WEBHOOK_RETRY_BACKOFF_MAX = env_float("WEBHOOK_RETRY_BACKOFF_MAX", 3600.0)
+WEBHOOK_GIVE_UP_SECONDS = env_int("WEBHOOK_GIVE_UP_SECONDS", 24 * 3600)
+# Finished deliveries stay listed (GET /api/v1/webhook/<uuid>/delivery/) this long; beat prunes them hourly.
+WEBHOOK_RETENTION_SECONDS = env_int("WEBHOOK_RETENTION_SECONDS", 24 * 3600)
+CELERY_BEAT_SCHEDULE["webhooks-dispatch"] = {
+    "task": "nodeclusters.webhooks_dispatch",
+    "schedule": WEBHOOK_POLL_INTERVAL,
+    "options": {"expires": WEBHOOK_POLL_INTERVAL},
+}
+CELERY_BEAT_SCHEDULE["prune-webhook-deliveries"] = {
+    "task": "nodeclusters.prune_webhook_deliveries",
+    "schedule": env_float("WEBHOOK_PRUNE_INTERVAL", 3600.0),
+    "options": {"expires": 600},
+}
+
+# Idempotency keys (nodeclusters.api.idempotency): a write's answer is replayed for a repeat of its Idempotency-Key
+# for IDEMPOTENCY_KEY_SECONDS; a key whose request has not answered after IDEMPOTENCY_RUNNING_SECONDS (its process
+# died) is free again. Beat prunes expired keys hourly.
+IDEMPOTENCY_KEY_SECONDS = env_int("IDEMPOTENCY_KEY_SECONDS", 24 * 3600)
+IDEMPOTENCY_RUNNING_SECONDS = env_int("IDEMPOTENCY_RUNNING_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["prune-idempotency-keys"] = {
+    "task": "nodeclusters.prune_idempotency_keys",
+    "schedule": env_float("IDEMPOTENCY_PRUNE_INTERVAL", 3600.0),
+    "options": {"expires": 600},
+}

@@ -39,7 +39,11 @@ def error_body(exc: exceptions.APIException) -> dict:
         return body
     if isinstance(exc, exceptions.UnsupportedMediaType):
         return {"error": f"{exc.detail} Send JSON with 'Content-Type: application/json' (or no Content-Type at all)."}
-    return {"error": " ".join(_flatten(exc.detail))}
+    body = {"error": " ".join(_flatten(exc.detail))}
+    reasons = getattr(exc, "reasons", None)  # a preflight refusal's structured reasons (services.preflight)
+    if reasons:
+        body["reasons"] = reasons
+    return body
 
 
 def tutum_exception_handler(exc, context):

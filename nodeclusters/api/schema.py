@@ -24,6 +24,7 @@ from nodeclusters.wire.grammar import (
     catalog_uri_pattern,
     integer_schema,
     text_pattern,
+    uri_input_pattern,
 )
 from nodeclusters.wire.uris import EXAMPLES
 
@@ -96,6 +97,11 @@ class ErrorSerializer(serializers.Serializer):
 
     error = serializers.CharField()
     errors = serializers.DictField(required=False, help_text="Per-field messages (validation errors only)")
+    reasons = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text='Preflight refusals (409): {"code", "message", ...figures} each, code one of choices.ReasonCode',
+    )
 
 
 _ERROR_TEXT = {
@@ -299,9 +305,9 @@ def max_nodes_per_cluster() -> int:
 
 
 class TextFieldSchema(OpenApiSerializerFieldExtension):
-    """`serializers.TextField`: its length and pattern."""
+    """`fields.TextField`: its length and pattern."""
 
-    target_class = "nodeclusters.api.serializers.TextField"
+    target_class = "nodeclusters.api.fields.TextField"
 
     def map_serializer_field(self, auto_schema, direction):
         field = self.target
@@ -317,24 +323,38 @@ class TextFieldSchema(OpenApiSerializerFieldExtension):
 
 
 class NumberFieldSchema(OpenApiSerializerFieldExtension):
-    """`serializers.NumberField`: an integer in its range, or that number as text."""
+    """`fields.NumberField`: an integer in its range, or that number as text."""
 
-    target_class = "nodeclusters.api.serializers.NumberField"
+    target_class = "nodeclusters.api.fields.NumberField"
 
     def map_serializer_field(self, auto_schema, direction):
         field = self.target
-        return integer_schema(field.min_value, field.max_value)
+        schema = integer_schema(field.min_value, field.max_value)
+        return {**schema, "nullable": True} if field.allow_null else schema
+
+
+class NodeURIListFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = "nodeclusters.api.fields.NodeURIListField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {
+            "type": "array",
+            "maxItems": max_nodes_per_cluster(),
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": uri_input_pattern("node"), "example": EXAMPLES["node"]},
+            "description": "Resource URIs of live nodes of this cluster, terminated before any other",
+        }
 
 
 class QueryNumberFieldSchema(OpenApiSerializerFieldExtension):
-    target_class = "nodeclusters.api.serializers.QueryNumberField"
+    target_class = "nodeclusters.api.fields.QueryNumberField"
 
     def map_serializer_field(self, auto_schema, direction):
         return {"type": "integer", "minimum": self.target.min_value, "maximum": self.target.max_value}
 
 
 class TagListFieldSchema(OpenApiSerializerFieldExtension):
-    target_class = "nodeclusters.api.serializers.TagListField"
+    target_class = "nodeclusters.api.fields.TagListField"
 
     def map_serializer_field(self, auto_schema, direction):
         return tag_list_schema()
@@ -344,7 +364,7 @@ class CatalogURIFieldSchema(OpenApiSerializerFieldExtension):
     """A region or node type in a request. Its pattern is in the body's `provider_variants`, which also ties it to
     the other's provider: a second pattern here would leave generators two regexes to satisfy at once."""
 
-    target_class = "nodeclusters.api.serializers.CatalogURIField"
+    target_class = "nodeclusters.api.fields.CatalogURIField"
     match_subclasses = True
 
     def map_serializer_field(self, auto_schema, direction):
@@ -359,7 +379,7 @@ class CatalogURIFieldSchema(OpenApiSerializerFieldExtension):
 
 
 class ProviderOptionsFieldSchema(OpenApiSerializerFieldExtension):
-    target_class = "nodeclusters.api.serializers.ProviderOptionsField"
+    target_class = "nodeclusters.api.fields.ProviderOptionsField"
 
     def map_serializer_field(self, auto_schema, direction):
         return AWS_PROVIDER_OPTIONS

@@ -4,204 +4,52 @@ Output serializers declare their fields (for the schema) but build the dict dire
 25 clusters with dozens of URIs each, and per-field serializer machinery would dominate its cost.
 """
 
-import json
-
 from rest_framework import serializers
 
-from nodeclusters.choices import ActionState, NodeClusterState, NodeState
+from nodeclusters.choices import (
+    ActionState,
+    NodeClusterState,
+    NodeState,
+    ReasonCode,
+    ScaleInPolicy,
+    StepKind,
+    StepState,
+)
 from nodeclusters.models import Action, ActionLogLine, AvailabilityZone, Node, NodeType, Provider, Region
+from nodeclusters.selectors import action_steps
+from nodeclusters.services.accounts import linked_provider_ids, provider_available_for
 from nodeclusters.wire import uris
 from nodeclusters.wire.dates import format_rfc2822
-from nodeclusters.wire.grammar import decimal_range_pattern, fullmatch, uri_input_pattern
 
+from .fields import (
+    MAX_NODES_PER_CLUSTER,
+    NodeTypeURIField,
+    NodeURIListField,
+    NumberField,
+    ProviderOptionsField,
+    QueryBooleanField,
+    QueryNumberField,
+    RegionURIField,
+    TagListField,
+    TextField,
+)
 from .schema import (
-    BLANK_NAME_PATTERN,
     MAX_NAME_LENGTH,
-    MAX_TAGS,
-    NAME_PATTERN,
-    TAG_NAME_PATTERN,
     DateField,
     TagsField,
-    max_nodes_per_cluster,
     uri_field,
     uri_list,
 )
 
-MAX_NODES_PER_CLUSTER = max_nodes_per_cluster()
-
-
-def _has_surrogate(text: str) -> bool:
-    """Whether JSON's `\\udXXX` escapes put a lone surrogate in the text (no database can store one)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-class TextField(serializers.Field):
-    """Free text (a name, a nickname): at most `max_length` characters as sent, no NUL, not only whitespace
-    unless `blank`; stored without the whitespace around it. The document states it as `pattern`."""
-
-    default_error_messages = {
-        "invalid": "Expected a string.",
-        "max_length": "At most {max_length} characters.",
-        "nul": "May not contain NUL or unpaired surrogate characters.",
-        "blank": "May not be blank.",
-    }
-
-    def __init__(self, *, max_length: int, blank: bool = False, **kwargs):
-        self.max_length = max_length
-        self.pattern = BLANK_NAME_PATTERN if blank else NAME_PATTERN
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        if len(data) > self.max_length:  # first: the pattern then only ever reads a short string
-            self.fail("max_length", max_length=self.max_length)
-        if "\x00" in data or _has_surrogate(data):
-            self.fail("nul")
-        if not fullmatch(self.pattern, data):
-            self.fail("blank")
-        return data.strip()
-
-    def to_representation(self, value):
-        return value
-
-
-class NumberField(serializers.Field):
-    """An integer in a range, as a JSON integer or as its decimal text (Tutum's CLI sends `--disk` as text).
-    Never a boolean or a fraction. The document states it as `integer_schema`."""
-
-    default_error_messages = {"invalid": "Expected an integer from {low} to {high}."}
-
-    def __init__(self, *, min_value: int, max_value: int, **kwargs):
-        self.min_value, self.max_value = min_value, max_value
-        self.text_pattern = decimal_range_pattern(min_value, max_value)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, str) and fullmatch(self.text_pattern, data):
-            return int(data)
-        if isinstance(data, int) and not isinstance(data, bool) and self.min_value <= data <= self.max_value:
-            return data
-        self.fail("invalid", low=self.min_value, high=self.max_value)
-
-    def to_representation(self, value):
-        return value
-
-
-class QueryNumberField(serializers.Field):
-    """A whole number in a query string: ASCII digits only (no sign, space or `_`, which Python's int() takes)."""
-
-    default_error_messages = {"invalid": "Expected a whole number from {low} to {high}."}
-
-    def __init__(self, *, min_value: int, max_value: int, **kwargs):
-        self.min_value, self.max_value = min_value, max_value
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, str) and fullmatch(r"^[0-9]+$", data) and self.min_value <= int(data) <= self.max_value:
-            return int(data)
-        self.fail("invalid", low=self.min_value, high=self.max_value)
-
-    def to_representation(self, value):
-        return value
-
-
-class TagListField(serializers.Field):
-    """Tutum's tags: `[{"name": "tag-1"}, ...]` (plain strings are accepted too); stored as a list of names.
-    The document states it as `tag_list_schema`."""
-
-    default_error_messages = {
-        # Doubled braces: DRF's fail() runs these messages through str.format.
-        "invalid": 'Expected a list of tags such as [{{"name": "tag-1"}}].',
-        "too_many": f"At most {MAX_TAGS} tags.",
-        "bad_name": (
-            f"Tag names are at most {MAX_NAME_LENGTH} characters, not only whitespace, with no control character, "
-            "line separator or bidirectional control; got {value!r}."
-        ),
-    }
-
-    def to_internal_value(self, data):
-        if not isinstance(data, list):
-            self.fail("invalid")
-        if len(data) > MAX_TAGS:
-            self.fail("too_many")
-        names = []
-        for item in data:
-            name = item.get("name") if isinstance(item, dict) and set(item) <= {"name", "origin"} else item
-            if not isinstance(name, str):
-                self.fail("invalid")
-            if len(name) > MAX_NAME_LENGTH or _has_surrogate(name) or not fullmatch(TAG_NAME_PATTERN, name):
-                self.fail("bad_name", value=name)
-            names.append(name.strip())
-        return names
-
-    def to_representation(self, value):
-        return [{"name": name} for name in value]
-
-
-class CatalogURIField(serializers.Field):
-    """A catalog object given by its resource URI (`/api/v1/region/digitalocean/lon1/`)."""
-
-    def __init__(self, *, kind: str, **kwargs):
-        self.kind = kind
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        # The document's pattern first: it also keeps out what `uris.parse` cannot take (`http://[`).
-        if not fullmatch(uri_input_pattern(self.kind), data) or _has_surrogate(data):
-            raise serializers.ValidationError(
-                f"Expected a {self.kind} resource URI such as {uris.EXAMPLES[self.kind]}, got {data!r}."
-            )
-        parts = uris.parse(self.kind, data)
-        if self.kind == "region":
-            found = Region.objects.select_related("provider").filter(
-                provider__name=parts["provider"], name=parts["name"]
-            )
-        else:
-            found = NodeType.objects.select_related("provider").filter(
-                provider__name=parts["provider"], name=parts["name"]
-            )
-        instance = found.first()
-        if instance is None:
-            listing = "/api/v1/region/" if self.kind == "region" else "/api/v1/nodetype/"
-            raise serializers.ValidationError(f"No {self.kind} at {data}; GET {listing} lists them.")
-        return instance
-
-    def to_representation(self, value):
-        raise NotImplementedError  # input only
-
-
-class RegionURIField(CatalogURIField):
-    def __init__(self, **kwargs):
-        super().__init__(kind="region", **kwargs)
-
-
-class NodeTypeURIField(CatalogURIField):
-    def __init__(self, **kwargs):
-        super().__init__(kind="nodetype", **kwargs)
-
-
-class ProviderOptionsField(serializers.Field):
-    """`provider_options`: an object (null is the same as `{}`); the service checks it against the provider."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError('Expected an object such as {"vpc": {"id": "vpc-..."}}.')
-        if _has_surrogate(json.dumps(data, ensure_ascii=False)):
-            raise serializers.ValidationError("May not contain unpaired surrogate characters.")
-        return data
-
-    def validate_empty_values(self, data):
-        if data is None:
-            return (True, {})  # null: no options, as Tutum's clients send for other providers
-        return super().validate_empty_values(data)
-
-    def to_representation(self, value):
-        return value
+#: The cluster fields beyond Tutum's that its owner sets (ClusterControlSerializer), in output order.
+CLUSTER_CONTROL_FIELDS = (
+    "scale_in_policy",
+    "min_num_nodes",
+    "max_num_nodes",
+    "unhealthy_timeout",
+    "max_unhealthy_percent",
+    "max_repairs_per_hour",
+)
 
 
 class StrictSerializer(serializers.Serializer):
@@ -221,7 +69,20 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class NodeClusterCreateSerializer(StrictSerializer):
+class ClusterControlSerializer(StrictSerializer):
+    """What a cluster's owner controls beyond Tutum's fields (all optional): scale-in order, bounds, self-repair."""
+
+    scale_in_policy = serializers.ChoiceField(choices=ScaleInPolicy.choices, required=False)
+    min_num_nodes = NumberField(min_value=0, max_value=MAX_NODES_PER_CLUSTER, required=False, allow_null=True)
+    max_num_nodes = NumberField(min_value=0, max_value=MAX_NODES_PER_CLUSTER, required=False, allow_null=True)
+    unhealthy_timeout = NumberField(
+        min_value=60, max_value=604800, required=False, help_text="Seconds a node may stay Unreachable"
+    )
+    max_unhealthy_percent = NumberField(min_value=0, max_value=100, required=False)
+    max_repairs_per_hour = NumberField(min_value=0, max_value=1000, required=False, help_text="0 turns repair off")
+
+
+class NodeClusterCreateSerializer(ClusterControlSerializer):
     name = TextField(max_length=MAX_NAME_LENGTH)
     node_type = NodeTypeURIField()
     region = RegionURIField()
@@ -232,10 +93,15 @@ class NodeClusterCreateSerializer(StrictSerializer):
     provider_options = ProviderOptionsField(required=False, default=dict)
 
 
-class NodeClusterUpdateSerializer(StrictSerializer):
+class NodeClusterUpdateSerializer(ClusterControlSerializer):
     target_num_nodes = NumberField(min_value=0, max_value=MAX_NODES_PER_CLUSTER, required=False)
     tags = TagListField(required=False)
     nickname = TextField(max_length=MAX_NAME_LENGTH, required=False)
+    remove_nodes = NodeURIListField(
+        required=False,
+        help_text="Nodes of this cluster to terminate first; the target drops by their number unless "
+        "target_num_nodes is given",
+    )
 
 
 class NodeUpdateSerializer(StrictSerializer):
@@ -262,6 +128,12 @@ class NodeClusterSerializer(serializers.Serializer):
     destroyed_datetime = DateField()
     tags = TagsField()
     provider_options = serializers.DictField()
+    scale_in_policy = serializers.ChoiceField(choices=ScaleInPolicy.choices)
+    min_num_nodes = serializers.IntegerField(allow_null=True)
+    max_num_nodes = serializers.IntegerField(allow_null=True)
+    unhealthy_timeout = serializers.IntegerField()
+    max_unhealthy_percent = serializers.IntegerField()
+    max_repairs_per_hour = serializers.IntegerField()
 
     def to_representation(self, row: dict) -> dict:
         """From a row of `selectors.node_cluster_list`."""
@@ -283,6 +155,7 @@ class NodeClusterSerializer(serializers.Serializer):
             "destroyed_datetime": format_rfc2822(row["destroyed_datetime"]),
             "tags": [{"name": name} for name in row["tags"]],
             "provider_options": row["provider_options"],
+            **{name: row[name] for name in CLUSTER_CONTROL_FIELDS},
         }
 
 
@@ -312,6 +185,11 @@ class NodeSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=NodeState.choices)
     tags = TagsField()
     tunnel = serializers.CharField(allow_null=True)
+    failure_reason_code = serializers.ChoiceField(
+        choices=ReasonCode.choices,
+        allow_null=True,
+        help_text="Why the node failed or was replaced (null if it did not)",
+    )
 
     def to_representation(self, node: Node) -> dict:
         provider_name = node.region.provider.name
@@ -340,11 +218,36 @@ class NodeSerializer(serializers.Serializer):
             "state": node.state,
             "tags": [{"name": name} for name in node.tags],
             "tunnel": node.tunnel,
+            "failure_reason_code": node.failure_reason_code or None,
+        }
+
+
+class ActionStepSerializer(serializers.Serializer):
+    """Output: one node's step within an action."""
+
+    node = uri_field("node")
+    step = serializers.ChoiceField(choices=StepKind.choices)
+    state = serializers.ChoiceField(choices=StepState.choices)
+    reason_code = serializers.ChoiceField(choices=ReasonCode.choices, allow_null=True)
+    message = serializers.CharField()
+    start_date = DateField()
+    end_date = DateField()
+
+    def to_representation(self, step) -> dict:
+        return {
+            "node": uris.node_uri(step.node_id),
+            "step": step.step,
+            "state": step.state,
+            "reason_code": step.reason_code or None,
+            "message": step.message,
+            "start_date": format_rfc2822(step.start_date),
+            "end_date": format_rfc2822(step.end_date),
         }
 
 
 class ActionSerializer(serializers.Serializer):
-    """Output: an action with every attribute of Tutum's reference.
+    """Output: an action with every attribute of Tutum's reference, its `reason_code` when it failed, and on its own
+    (not in lists, where they would cost a query per page and be long) its per-node `steps`.
 
     No `logs` key: python-tutum copies every key onto its Action object, where one named `logs` would hide the
     `Action.logs()` method the official CLI calls. The log is read at `/api/v1/action/<uuid>/logs/` instead.
@@ -366,9 +269,15 @@ class ActionSerializer(serializers.Serializer):
     is_user_action = serializers.BooleanField()
     can_be_canceled = serializers.BooleanField()
     can_be_retried = serializers.BooleanField()
+    reason_code = serializers.ChoiceField(
+        choices=ReasonCode.choices, allow_null=True, help_text="Why the action failed (null unless it did)"
+    )
+    steps = ActionStepSerializer(
+        many=True, required=False, help_text="One entry per node step, oldest first; only on a single action"
+    )
 
     def to_representation(self, action: Action) -> dict:
-        return {
+        body = {
             "uuid": str(action.uuid),
             "resource_uri": uris.action_uri(action.uuid),
             "action": action.action,
@@ -385,7 +294,43 @@ class ActionSerializer(serializers.Serializer):
             "is_user_action": action.is_user_action,
             "can_be_canceled": action.can_be_canceled,
             "can_be_retried": action.can_be_retried,
+            "reason_code": action.reason_code or None,
         }
+        if not isinstance(self.parent, serializers.ListSerializer):  # a single action: one query for its steps
+            step_serializer = ActionStepSerializer()
+            body["steps"] = [step_serializer.to_representation(step) for step in action_steps(action=action)]
+        return body
+
+
+class DryRunQuerySerializer(serializers.Serializer):
+    dry_run = QueryBooleanField(
+        required=False,
+        help_text="true: answer 200 with what the request would do (its plan and preflight) and change nothing",
+    )
+
+
+class PreflightReasonSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="One of the reason codes in the README (e.g. quota_exceeded)")
+    message = serializers.CharField()
+
+
+class DryRunPlanSerializer(serializers.Serializer):
+    create = serializers.IntegerField(min_value=0, help_text="Nodes the engine would create")
+    terminate = uri_list("node")
+    target_num_nodes = serializers.IntegerField(min_value=0)
+
+
+class DryRunPreflightSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    reasons = PreflightReasonSerializer(many=True)
+
+
+class DryRunSerializer(serializers.Serializer):
+    """The answer to `?dry_run=true`: nothing was recorded or changed."""
+
+    dry_run = serializers.BooleanField()
+    plan = DryRunPlanSerializer()
+    preflight = DryRunPreflightSerializer()
 
 
 class ActionLogQuerySerializer(serializers.Serializer):
@@ -429,12 +374,21 @@ class ProviderSerializer(serializers.Serializer):
 
     def to_representation(self, provider: Provider) -> dict:
         return {
-            "available": provider.available,
+            "available": self._available(provider),
             "label": provider.label,
             "name": provider.name,
             "regions": [uris.region_uri(provider.name, region.name) for region in provider.regions.all()],
             "resource_uri": uris.provider_uri(provider.name),
         }
+
+    def _available(self, provider: Provider) -> bool:
+        """Per caller: offered, and the caller can deploy there (an account of their own, or the shared one)."""
+        request = self.context.get("request")
+        if request is None or not getattr(request.user, "is_authenticated", False):
+            return provider.available
+        if "_linked_provider_ids" not in self.context:  # once per page (the context is the list's)
+            self.context["_linked_provider_ids"] = linked_provider_ids(owner=request.user)
+        return provider_available_for(provider=provider, linked_provider_ids=self.context["_linked_provider_ids"])
 
 
 class RegionSerializer(serializers.Serializer):
@@ -491,10 +445,16 @@ class NodeTypeSerializer(serializers.Serializer):
     availability_zones = uri_list("az")
     provider = uri_field("provider")
     available = serializers.BooleanField()
+    price_monthly = serializers.FloatField(allow_null=True, help_text="US dollars, where the provider's API says")
+    price_hourly = serializers.FloatField(allow_null=True, help_text="US dollars, where the provider's API says")
+    alias_of = uri_field("nodetype", nullable=True)
 
     def to_representation(self, node_type: NodeType) -> dict:
         provider_name = node_type.provider.name
         return {
+            "alias_of": uris.nodetype_uri(provider_name, node_type.alias_of.name) if node_type.alias_of_id else None,
+            "price_hourly": float(node_type.price_hourly) if node_type.price_hourly is not None else None,
+            "price_monthly": float(node_type.price_monthly) if node_type.price_monthly is not None else None,
             "availability_zones": [
                 uris.az_uri(provider_name, zone.region.name, zone.name) for zone in node_type.availability_zones.all()
             ],

@@ -4,7 +4,7 @@ from django.urls import re_path
 
 from nodeclusters.wire.grammar import UUID_REGEX
 
-from . import views
+from . import credentials, views, webhooks
 from .errors import api_not_found
 
 SEGMENT = r"[^/\x00]+"  # NUL never belongs in a name (PostgreSQL refuses it), so such paths are a plain 404
@@ -65,6 +65,7 @@ urlpatterns = [
         name="action",
     ),
     *resource("provider", views.ProviderViewSet, rf"(?P<name>{SEGMENT})", name="provider"),
+    route(rf"provider/(?P<name>{SEGMENT})/credentials", credentials.CloudAccountView.as_view(), "provider-credentials"),
     *resource("region", views.RegionViewSet, rf"(?P<provider>{SEGMENT})/(?P<name>{SEGMENT})", name="region"),
     *resource(
         "az",
@@ -73,5 +74,13 @@ urlpatterns = [
         name="az",
     ),
     *resource("nodetype", views.NodeTypeViewSet, rf"(?P<provider>{SEGMENT})/(?P<name>{SEGMENT})", name="nodetype"),
+    *resource(
+        "webhook",
+        webhooks.WebhookViewSet,
+        uuid,
+        writable=("create", "destroy"),
+        detail_reads=[("delivery", "delivery")],
+        name="webhook",
+    ),
     re_path(r"^", api_not_found),
 ]

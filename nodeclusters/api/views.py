@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
+    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -34,7 +35,9 @@ from nodeclusters.filtersets import (
 from nodeclusters.models import Action
 from nodeclusters.wire import uris
 
-from . import serializers
+from . import conditional, idempotency, serializers
+from .conditional import ConditionalRequestsMixin, if_match
+from .idempotency import IdempotentWritesMixin
 from .renderers import PlainTextRenderer, errors_as_json
 from .schema import (
     FIRST_LISTED,
@@ -69,8 +72,9 @@ class TutumAutoSchema(AutoSchema):
         return parameters
 
 
-class TutumViewSetMixin:
-    """What every resource shares: request context for actions, responses carrying the action's URI."""
+class TutumViewSetMixin(ConditionalRequestsMixin, IdempotentWritesMixin):
+    """What every resource shares: request context for actions, responses carrying the action's URI (and the
+    object's ETag), conditional requests, and writes made safe to retry by an Idempotency-Key."""
 
     schema = TutumAutoSchema()
 
@@ -124,19 +128,46 @@ def found(serializer, *, follow: dict) -> OpenApiResponse:
     return LinkedResponse(serializer, "", links=follow)
 
 
-#: Every write answers with the resource URI of the action it recorded.
+ACTION_URI_SCHEMA = {
+    "type": "string",
+    "pattern": r"^/api/v1/action/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/$",
+}
+#: Every write answers with the resource URI of the action it recorded (a dry run records none: it answers 200).
 ACTION_HEADER_PARAMETER = OpenApiParameter(
     ACTION_HEADER,
-    {"type": "string", "pattern": r"^/api/v1/action/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/$"},
+    ACTION_URI_SCHEMA,
     OpenApiParameter.HEADER,
     required=True,
-    response=[200, 201, 202],
+    response=[201, 202],
     description="Resource URI of the action this call recorded, e.g. /api/v1/action/<uuid>/",
+)
+ACTION_HEADER_ON_200 = OpenApiParameter(
+    ACTION_HEADER,
+    ACTION_URI_SCHEMA,
+    OpenApiParameter.HEADER,
+    response=[200],
+    description="Resource URI of the action this call recorded; absent from a dry run's answer",
 )
 
 
-def write_schema(**kwargs):
-    return extend_schema(parameters=[ACTION_HEADER_PARAMETER], **kwargs)
+def write_schema(*, dry_run: bool = False, if_match: bool = True, parameters=(), **kwargs):
+    """A write's schema; with `dry_run`, the `?dry_run=true` parameter too. Every write takes an Idempotency-Key and
+    answers with the object's ETag; one on an existing object (`if_match`) takes If-Match and may answer 412."""
+    extra = [serializers.DryRunQuerySerializer] if dry_run else []
+    extra += [
+        idempotency.IDEMPOTENCY_KEY_PARAMETER,
+        idempotency.IDEMPOTENT_REPLAYED_PARAMETER,
+        conditional.ETAG_PARAMETER,
+    ]
+    extra += [conditional.IF_MATCH_PARAMETER] if if_match else []
+    precondition = conditional.PRECONDITION_FAILED if if_match else {}
+    kwargs["responses"] = {**kwargs["responses"], **idempotency.IDEMPOTENCY_ERRORS, **precondition}
+    return extend_schema(parameters=[ACTION_HEADER_PARAMETER, ACTION_HEADER_ON_200, *extra, *parameters], **kwargs)
+
+
+DRY_RUN_ANSWER = OpenApiResponse(
+    serializers.DryRunSerializer, description="Dry run (?dry_run=true): what the request would do; nothing changed"
+)
 
 
 CLUSTER_WRITE_FOLLOWS = {**CLUSTER_ITSELF, **CLUSTER_FIRST_NODE}
@@ -150,7 +181,7 @@ CLUSTER_WRITE_FOLLOWS = {**CLUSTER_ITSELF, **CLUSTER_FIRST_NODE}
             **errors(400),
         },
     ),
-    retrieve=extend_schema(
+    retrieve=conditional.read_schema(
         summary="Get a node cluster",
         responses={
             200: found(serializers.NodeClusterSerializer, follow={**CLUSTER_WRITE_FOLLOWS, **CLUSTER_FIRST_ACTION}),
@@ -159,19 +190,27 @@ CLUSTER_WRITE_FOLLOWS = {**CLUSTER_ITSELF, **CLUSTER_FIRST_NODE}
     ),
     create=write_schema(
         summary="Create a node cluster (state Init; nothing is deployed yet)",
+        if_match=False,
         request=serializers.NodeClusterCreateSerializer,
+        dry_run=True,
         responses={
+            200: DRY_RUN_ANSWER,
             201: accepted(serializers.NodeClusterSerializer, "Created", follow=CLUSTER_ITSELF),
             **errors(400, 413, 415),
         },
     ),
     partial_update=write_schema(
-        summary="Scale, retag or rename a node cluster",
+        summary="Scale, retag or rename a node cluster, set its bounds and policies, or remove named nodes",
         request=serializers.NodeClusterUpdateSerializer,
+        dry_run=True,
         responses={
             200: accepted(
-                serializers.NodeClusterSerializer,
-                "Changed at once (tags, nickname, target before deploy)",
+                PolymorphicProxySerializer(
+                    component_name="NodeClusterOrDryRun",
+                    serializers=[serializers.NodeClusterSerializer, serializers.DryRunSerializer],
+                    resource_type_field_name=None,
+                ),
+                "Changed at once (tags, nickname, settings, target before deploy), or a dry run's plan",
                 follow=CLUSTER_WRITE_FOLLOWS,
             ),
             202: accepted(serializers.NodeClusterSerializer, "Scaling started", follow=CLUSTER_WRITE_FOLLOWS),
@@ -180,7 +219,9 @@ CLUSTER_WRITE_FOLLOWS = {**CLUSTER_ITSELF, **CLUSTER_FIRST_NODE}
     ),
     destroy=write_schema(
         summary="Terminate a node cluster and all its nodes (it stays listed, Terminating then Terminated)",
+        dry_run=True,
         responses={
+            200: DRY_RUN_ANSWER,
             202: accepted(serializers.NodeClusterSerializer, "Terminating", follow=CLUSTER_WRITE_FOLLOWS),
             **errors(400, 404, 409, 413, 415),
         },
@@ -188,7 +229,9 @@ CLUSTER_WRITE_FOLLOWS = {**CLUSTER_ITSELF, **CLUSTER_FIRST_NODE}
     deploy=write_schema(
         summary="Deploy a node cluster created in Init",
         request=None,
+        dry_run=True,
         responses={
+            200: DRY_RUN_ANSWER,
             202: accepted(serializers.NodeClusterSerializer, "Deploying", follow=CLUSTER_WRITE_FOLLOWS),
             **errors(400, 404, 409, 413, 415),
         },
@@ -212,33 +255,71 @@ class NodeClusterViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.Retrie
     def get_queryset(self) -> QuerySet:
         return selectors.node_cluster_list(owner=self.request.user)
 
+    def dry_run_requested(self) -> bool:
+        """`?dry_run=true`: answer what the write would do and do nothing (400 for a value that is not a boolean)."""
+        query = serializers.DryRunQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return query.validated_data.get("dry_run", False)
+
+    def dry_run_response(self, write, *, uuid=None, creating: bool = False) -> Response:
+        plan = services.dry_run(
+            owner=self.request.user, write=lambda: write()[0], node_cluster_uuid=uuid, creating=creating
+        )
+        return Response(plan, status=status.HTTP_200_OK)
+
     def create(self, request):
         context = self.request_context()
         data = self.validated(serializers.NodeClusterCreateSerializer)
-        cluster, action = services.node_cluster_create(owner=request.user, context=context, **data)
+
+        def write():
+            return services.node_cluster_create(owner=request.user, context=context, **data)
+
+        if self.dry_run_requested():
+            return self.dry_run_response(write, creating=True)
+        cluster, action = write()
         return self.action_response(self.refetch(cluster.pk), action, status.HTTP_201_CREATED)
 
+    @if_match("nodecluster")
     def partial_update(self, request, uuid=None):
         context = self.request_context()
         data = self.validated(serializers.NodeClusterUpdateSerializer)
-        cluster, action, asynchronous = services.node_cluster_update(
-            node_cluster_uuid=uuid, owner=request.user, context=context, **data
-        )
+
+        def write():
+            return services.node_cluster_update(node_cluster_uuid=uuid, owner=request.user, context=context, **data)
+
+        if self.dry_run_requested():
+            return self.dry_run_response(write, uuid=uuid)
+        cluster, action, asynchronous = write()
         code = status.HTTP_202_ACCEPTED if asynchronous else status.HTTP_200_OK
         return self.action_response(self.refetch(cluster.pk), action, code)
 
+    @if_match("nodecluster")
     def destroy(self, request, uuid=None):
         context = self.request_context()
-        cluster, action = services.node_cluster_terminate(node_cluster_uuid=uuid, owner=request.user, context=context)
+
+        def write():
+            return services.node_cluster_terminate(node_cluster_uuid=uuid, owner=request.user, context=context)
+
+        if self.dry_run_requested():
+            return self.dry_run_response(write, uuid=uuid)
+        cluster, action = write()
         return self.action_response(self.refetch(cluster.pk), action, status.HTTP_202_ACCEPTED)
 
     @route(detail=True, methods=["post"])
+    @if_match("nodecluster")
     def deploy(self, request, uuid=None):
         context = self.request_context()
-        cluster, action = services.node_cluster_deploy(node_cluster_uuid=uuid, owner=request.user, context=context)
+
+        def write():
+            return services.node_cluster_deploy(node_cluster_uuid=uuid, owner=request.user, context=context)
+
+        if self.dry_run_requested():
+            return self.dry_run_response(write, uuid=uuid)
+        cluster, action = write()
         return self.action_response(self.refetch(cluster.pk), action, status.HTTP_202_ACCEPTED)
 
     @route(detail=True, methods=["post"], url_path="docker-upgrade")
+    @if_match("nodecluster")
     def docker_upgrade(self, request, uuid=None):
         context = self.request_context()
         cluster, action = services.node_cluster_docker_upgrade(
@@ -255,7 +336,7 @@ class NodeClusterViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.Retrie
             **errors(400),
         },
     ),
-    retrieve=extend_schema(
+    retrieve=conditional.read_schema(
         summary="Get a node",
         responses={200: found(serializers.NodeSerializer, follow={**NODE_ITSELF, **NODE_CLUSTER}), **errors(404)},
     ),
@@ -301,24 +382,28 @@ class NodeViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModel
     def get_queryset(self) -> QuerySet:
         return selectors.node_list(owner=self.request.user)
 
+    @if_match("node")
     def partial_update(self, request, uuid=None):
         context = self.request_context()
         data = self.validated(serializers.NodeUpdateSerializer)
         node, action = services.node_update(node_uuid=uuid, owner=request.user, context=context, **data)
         return self.action_response(self.refetch(node.pk), action, status.HTTP_200_OK)
 
+    @if_match("node")
     def destroy(self, request, uuid=None):
         context = self.request_context()
         node, action = services.node_terminate(node_uuid=uuid, owner=request.user, context=context)
         return self.action_response(self.refetch(node.pk), action, status.HTTP_202_ACCEPTED)
 
     @route(detail=True, methods=["post"], url_path="health-check")
+    @if_match("node")
     def health_check(self, request, uuid=None):
         context = self.request_context()
         node, action = services.node_health_check(node_uuid=uuid, owner=request.user, context=context)
         return self.action_response(self.refetch(node.pk), action, status.HTTP_202_ACCEPTED)
 
     @route(detail=True, methods=["post"], url_path="docker-upgrade")
+    @if_match("node")
     def docker_upgrade(self, request, uuid=None):
         context = self.request_context()
         node, action = services.node_docker_upgrade(node_uuid=uuid, owner=request.user, context=context)
@@ -333,7 +418,7 @@ class NodeViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModel
             **errors(400),
         },
     ),
-    retrieve=extend_schema(
+    retrieve=conditional.read_schema(
         summary="Get an action",
         responses={
             200: found(serializers.ActionSerializer, follow={**ACTION_ITSELF, **ACTION_ON_CLUSTER, **ACTION_ON_NODE}),
@@ -396,12 +481,14 @@ class ActionViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMod
         return Response(serializers.ActionLogSerializer(lines).data)
 
     @route(detail=True, methods=["post"])
+    @if_match("action")
     def cancel(self, request, uuid=None):
         context = self.request_context()
         action = services.action_cancel(action_uuid=uuid, owner=request.user, context=context)
         return self.action_response(self.refetch(action.pk), action, status.HTTP_202_ACCEPTED)
 
     @route(detail=True, methods=["post"])
+    @if_match("action")
     def retry(self, request, uuid=None):
         context = self.request_context()
         action = services.action_retry(action_uuid=uuid, owner=request.user, context=context)

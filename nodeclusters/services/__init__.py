@@ -2,6 +2,7 @@
 
 from .actions import RequestContext, action_cancel, action_log, action_retry, engine_schedule_reconcile
 from .api_keys import api_key_authenticate, api_key_create, api_key_revoke
+from .dry_run import dry_run
 from .node_clusters import (
     node_cluster_create,
     node_cluster_deploy,
@@ -19,6 +20,7 @@ __all__ = [
     "api_key_authenticate",
     "api_key_create",
     "api_key_revoke",
+    "dry_run",
     "engine_schedule_reconcile",
     "node_cluster_create",
     "node_cluster_deploy",

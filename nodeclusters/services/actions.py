@@ -69,13 +69,18 @@ def action_record(
     target_num_nodes: int | None = None,
     log: str = "",
     waits_for: Action | None = None,
+    object_uri: str | None = None,
 ) -> Action:
     """Write the audit row of one call: `Success` at once for synchronous calls, `In progress` otherwise.
 
-    An asynchronous action that must wait for another one on the same cluster starts `Pending`, saying which.
+    An asynchronous action that must wait for another one on the same cluster starts `Pending`, saying which. The
+    object acted on is the node, else the cluster, else `object_uri` (a webhook, a linked account).
     """
     now = timezone.now()
-    object_uri = uris.node_uri(node.uuid) if node is not None else uris.nodecluster_uri(node_cluster.uuid)
+    if node is not None:
+        object_uri = uris.node_uri(node.uuid)
+    elif node_cluster is not None:
+        object_uri = uris.nodecluster_uri(node_cluster.uuid)
     action = Action.objects.create(
         owner=owner,
         action=name,

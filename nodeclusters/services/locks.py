@@ -13,9 +13,10 @@ import random
 import time
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import QuerySet
 
 from nodeclusters.exceptions import ObjectNotFound
-from nodeclusters.models import Action, Node, NodeCluster
+from nodeclusters.models import Action, Node, NodeCluster, Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -125,3 +126,23 @@ def lock_cluster_actions(cluster: NodeCluster, *conditions, **filters) -> list[A
     """Row-lock actions of a cluster the caller has locked already (see `lock_cluster`), in a stable order."""
     actions = Action.objects.filter(*conditions, node_cluster=cluster, **filters).order_by("pk")
     return list(actions.select_for_update(of=("self",)))
+
+
+def lock_cluster_nodes(cluster: NodeCluster, *conditions, **filters) -> list[Node]:
+    """Row-lock nodes of a cluster the caller has locked already (see `lock_cluster`), in a stable order."""
+    nodes = Node.objects.filter(*conditions, node_cluster=cluster, **filters).order_by("pk")
+    return list(nodes.select_for_update(of=("self",)).only("uuid", "owner", "node_cluster", "state"))
+
+
+# Webhooks are locked on their own: no transaction holds a webhook's row (or a delivery's) with a cluster's.
+
+
+def lock_webhook(*, skip_locked: bool = False, **filters) -> Webhook | None:
+    """The one webhook matching `filters`, row-locked (None if there is none, or another holds it and
+    `skip_locked`)."""
+    return Webhook.objects.select_for_update(skip_locked=skip_locked, of=("self",)).filter(**filters).first()
+
+
+def lock_deliveries(deliveries: QuerySet) -> QuerySet:
+    """Deliveries row-locked in the order given, skipping those another worker holds."""
+    return deliveries.select_for_update(skip_locked=True, of=("self",))

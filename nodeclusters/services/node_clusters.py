@@ -23,7 +23,9 @@ from .actions import (
 )
 from .events import event_record, events_record, node_cluster_event, node_event
 from .locks import lock_cluster, retried_atomic
+from .preflight import preflight_require
 from .provider_options import validate_provider_options
+from .scaling import bounds_check, control_apply, removal_lock, removal_start, removal_target
 
 # States in which the engine is idle, so a new desired size makes the cluster `Scaling`.
 _SETTLED_STATES = {NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED, NodeClusterState.EMPTY_CLUSTER}
@@ -52,8 +54,15 @@ def node_cluster_create(
     nickname: str = "",
     tags: list[str] | None = None,
     provider_options: dict | None = None,
+    **control,
 ) -> tuple[NodeCluster, Action]:
-    """Create a cluster in `Init`; nothing is deployed until `node_cluster_deploy`."""
+    """Create a cluster in `Init`; nothing is deployed until `node_cluster_deploy`. `control`: the owner's
+    scale-in policy, bounds and self-repair settings (scaling.CONTROL_FIELDS)."""
+    bounds_check(
+        target=target_num_nodes,
+        min_num_nodes=control.get("min_num_nodes"),
+        max_num_nodes=control.get("max_num_nodes"),
+    )
     provider = region.provider
     if node_type.provider_id != provider.pk:
         raise InvalidRequest(
@@ -73,6 +82,7 @@ def node_cluster_create(
             f"{uris.region_uri(provider.name, region.name)}. Offered there: {offered_text}."
         )
     provider_options = validate_provider_options(provider_name=provider.name, options=provider_options or {})
+    preflight_require(owner=owner, node_type=node_type, region=region, add_nodes=0, new_clusters=1)
     cluster = NodeCluster.objects.create(
         owner=owner,
         name=name,
@@ -84,6 +94,7 @@ def node_cluster_create(
         tags=list(dict.fromkeys(tags or [])),
         provider_options=provider_options,
         state=NodeClusterState.INIT,
+        **control,
     )
     event_record(node_cluster_event(cluster, EventAction.CREATE))
     action = action_record(owner=owner, name=ActionName.NODE_CLUSTER_CREATE, context=context, node_cluster=cluster)
@@ -95,6 +106,9 @@ def node_cluster_deploy(*, node_cluster_uuid, owner, context: RequestContext) ->
     """Start deploying a cluster created in `Init`: the engine creates `target_num_nodes` nodes."""
     cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     _check(cluster, NodeClusterOperation.DEPLOY)
+    preflight_require(
+        owner=owner, node_type=cluster.node_type, region=cluster.region, add_nodes=cluster.target_num_nodes
+    )
     action = action_record(
         owner=owner,
         name=ActionName.NODE_CLUSTER_DEPLOY,
@@ -122,17 +136,35 @@ def node_cluster_update(
     target_num_nodes: int | None = None,
     tags: list[str] | None = None,
     nickname: str | None = None,
+    remove_nodes: list[str] | None = None,
+    **control,
 ) -> tuple[NodeCluster, Action, bool]:
-    """Change the desired size, tags or nickname. Returns (cluster, action, whether the engine was handed work).
+    """Change the desired size, tags, nickname or control settings, or remove named nodes. Returns (cluster, action,
+    whether the engine was handed work).
 
     A new size before deploy only changes the target; afterwards it is a scale, and the latest target wins
-    while deploying or scaling.
+    while deploying or scaling. `remove_nodes` (node uuids) are terminated at once, before any node the scale-in
+    policy would pick, and the target drops by their number unless `target_num_nodes` is given.
     """
     cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     if cluster.state == NodeClusterState.TERMINATED:
         raise StateConflict(kind="node cluster", operation="update", state=cluster.state, allowed=[])
     fields = ["updated_at"]
     logs = []
+    removing = []
+    if remove_nodes:
+        _check(cluster, NodeClusterOperation.SCALE)
+        removing = removal_lock(cluster, remove_nodes)
+        target_num_nodes = removal_target(cluster, removing=len(removing), requested=target_num_nodes)
+    changed = control_apply(cluster, control)
+    bounds_check(
+        target=cluster.target_num_nodes if target_num_nodes is None else target_num_nodes,
+        min_num_nodes=cluster.min_num_nodes,
+        max_num_nodes=cluster.max_num_nodes,
+    )
+    if changed:
+        fields.extend(changed)
+        logs.append("Set " + ", ".join(f"{name} to {getattr(cluster, name)}" for name in changed))
     if nickname is not None:
         cluster.nickname = nickname
         fields.append("nickname")
@@ -150,7 +182,12 @@ def node_cluster_update(
     scaling = target_num_nodes is not None and target_num_nodes != cluster.target_num_nodes
     if scaling:
         _check(cluster, NodeClusterOperation.SCALE)
-    asynchronous = scaling and cluster.state != NodeClusterState.INIT
+        if cluster.state != NodeClusterState.INIT:
+            _scale_up_preflight(cluster, owner=owner, target_num_nodes=target_num_nodes)
+    asynchronous = (scaling or bool(removing)) and cluster.state != NodeClusterState.INIT
+    if removing:
+        removal_start(removing)
+        logs.append("Removing " + ", ".join(uris.node_uri(node.uuid) for node in removing))
     if scaling:
         logs.append(f"Target number of nodes changed from {cluster.target_num_nodes} to {target_num_nodes}")
         cluster.target_num_nodes = target_num_nodes
@@ -176,6 +213,15 @@ def node_cluster_update(
     cluster.save(update_fields=fields)
     event_record(node_cluster_event(cluster))
     return cluster, action, asynchronous
+
+
+def _scale_up_preflight(cluster: NodeCluster, *, owner, target_num_nodes: int) -> None:
+    """A deployed (or deploying) cluster asked to grow: the nodes it would add must pass the preflight."""
+    staying = cluster.nodes.exclude(state__in=[NodeState.TERMINATED, NodeState.TERMINATING]).count()
+    if target_num_nodes > staying:
+        preflight_require(
+            owner=owner, node_type=cluster.node_type, region=cluster.region, add_nodes=target_num_nodes - staying
+        )
 
 
 @retried_atomic
@@ -204,12 +250,12 @@ def node_cluster_terminate(*, node_cluster_uuid, owner, context: RequestContext)
 @retried_atomic
 def node_cluster_docker_upgrade(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
     """Upgrade the Docker engine on every deployed node of the cluster, where the provider can."""
-    from providers.registry import get_driver
+    from .accounts import driver_for_request
 
     cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     _check(cluster, NodeClusterOperation.DOCKER_UPGRADE)
     provider_name = cluster.region.provider.name
-    if not get_driver(provider_name).supports_docker_upgrade:
+    if not driver_for_request(owner=owner, provider_name=provider_name).supports_docker_upgrade:
         raise NotSupported(f"Provider '{provider_name}' does not support upgrading Docker on its nodes.")
     action = action_record(
         owner=owner,

@@ -102,12 +102,12 @@ def node_health_check(*, node_uuid, owner, context: RequestContext) -> tuple[Nod
 @retried_atomic
 def node_docker_upgrade(*, node_uuid, owner, context: RequestContext) -> tuple[Node, Action]:
     """Upgrade the node's Docker engine, where its provider can; the node is `Upgrading` meanwhile."""
-    from providers.registry import get_driver
+    from .accounts import driver_for_request
 
     node, cluster = lock_node(node_uuid=node_uuid, owner=owner)
     _check(node, NodeOperation.DOCKER_UPGRADE)
     provider_name = node.region.provider.name
-    if not get_driver(provider_name).supports_docker_upgrade:
+    if not driver_for_request(owner=owner, provider_name=provider_name).supports_docker_upgrade:
         raise NotSupported(f"Provider '{provider_name}' does not support upgrading Docker on its nodes.")
     node.state = NodeState.UPGRADING
     node.engine_touched_at = None  # as in node_terminate

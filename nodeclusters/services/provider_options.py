@@ -1,4 +1,6 @@
-"""Validation of `provider_options`, the provider-specific extras of a node cluster (AWS VPC and IAM only)."""
+"""Validation of `provider_options`, the provider-specific extras of a node cluster (AWS VPC, IAM and AMI only)."""
+
+import re
 
 from nodeclusters.exceptions import InvalidRequest
 
@@ -34,8 +36,13 @@ def validate_provider_options(*, provider_name: str, options) -> dict:
         return {}
     if provider_name != "aws":
         raise InvalidRequest(f"provider_options are not supported for provider '{provider_name}'; omit them.")
-    _only_keys(options, "", {"vpc", "iam"})
+    _only_keys(options, "", {"vpc", "iam", "ami"})
     cleaned: dict = {}
+    if "ami" in options:
+        ami = _string(options["ami"], "ami")
+        if not re.fullmatch(r"ami-[0-9a-f]{8,17}", ami):
+            raise InvalidRequest('provider_options.ami must be an AMI id like "ami-0123456789abcdef0".')
+        cleaned["ami"] = ami
     if "vpc" in options:
         vpc = _only_keys(options["vpc"], ".vpc", {"id", "subnets", "security_groups"})
         if "id" not in vpc:

@@ -112,7 +112,10 @@ def test_list_is_newest_first_and_renders_like_the_detail(client, cluster):
     objects = response.json()["objects"]
     assert [item["uuid"] for item in objects] == [str(deploy.uuid), str(create.uuid)]
     for item in objects:
-        assert item == client.get(item["resource_uri"]).json()
+        # The detail adds the per-node steps, which a list leaves out (they would cost a query per page).
+        detail = client.get(item["resource_uri"]).json()
+        assert detail.pop("steps") == []
+        assert item == detail
     assert objects[0]["end_date"] is None
     assert objects[0]["state"] == "In progress"
 

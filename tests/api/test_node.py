@@ -108,6 +108,7 @@ def test_detail_of_an_aws_node_has_every_documented_attribute(client, user):
         "docker_graphdriver": "aufs",
         "docker_version": "1.5.0",
         "external_fqdn": "fc1a5bb9-user.node.tutum.io",
+        "failure_reason_code": None,
         "last_seen": "Thu, 25 Sep 2014 13:14:44 +0000",
         "memory": 1792,
         "nickname": "fc1a5bb9-user.node.tutum.io",

@@ -82,7 +82,7 @@ ALL_CHECKS = [
     terminated_objects_stay_terminated,
 ]
 # Answers that show a request reached an existing object.
-FOUND_STATUSES = {200, 202, 409}
+FOUND_STATUSES = {200, 202, 204, 409}
 HYPOTHESIS_SETTINGS = {
     "deadline": None,
     "database": None,
@@ -98,6 +98,14 @@ HYPOTHESIS_SETTINGS = {
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", get_wsgi_application())
 schema.config.seed = SEED
+# Answers to well-formed requests that depend on what happened before, like a state conflict's 409: If-Match naming
+# another version of the object (412; the fuzzer cannot guess an ETag) and an Idempotency-Key already used for another
+# request (422; the fuzzer draws the same short keys again).
+schema.config.checks.positive_data_acceptance.expected_statuses = [
+    *schema.config.checks.positive_data_acceptance.expected_statuses,
+    "412",
+    "422",
+]
 
 # The current test's objects by resource (`nodecluster`, `node`, `action`), filled by the `fuzz_headers` fixture;
 # the answers it got (per-object operation -> statuses), checked when the test ends.
@@ -137,6 +145,23 @@ def resource_of(path: str) -> str:
     return path.split("/")[3]  # /api/v1/<resource>/...
 
 
+#: Body fields whose rules JSON Schema cannot state: a target within the cluster's bounds (`min_num_nodes <=
+#: target_num_nodes <= max_num_nodes`, compared across fields and with the bounds stored by earlier requests), and
+#: `remove_nodes` naming live members of the cluster. The server refuses a breach with a 400 naming the rule (the
+#: issue asks for 400, not 409), so schema-valid values there are not "valid data" the server must accept: they are
+#: left out of positive cases (tests/api/test_control.py covers them). Negative cases keep them, so invalid values
+#: are still refused.
+STATEFUL_BODY_FIELDS = ("min_num_nodes", "max_num_nodes", "remove_nodes")
+
+
+@schema.hook
+def map_case(context, case):
+    meta = getattr(case, "meta", None)
+    if meta is not None and meta.generation.mode.is_positive and isinstance(case.body, dict):
+        case.body = {name: value for name, value in case.body.items() if name not in STATEFUL_BODY_FIELDS}
+    return case
+
+
 @schema.hook
 def flatmap_path_parameters(context, path_parameters):
     """Half the time, name an object that exists: a random uuid alone would only ever be a 404. Never in place of
@@ -171,6 +196,7 @@ def existing_objects(world: World) -> dict[str, list[str]]:
         "nodecluster": [str(cluster.uuid) for cluster in clusters],
         "node": [str(node.uuid) for node in nodes],
         "action": [str(world.open_action.uuid), str(world.finished_action.uuid)],
+        "webhook": [str(world.webhook.uuid)],
     }
 
 

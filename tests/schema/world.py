@@ -7,8 +7,10 @@ from django.utils import timezone
 
 from nodeclusters import services
 from nodeclusters.choices import ActionState, NodeClusterState, NodeState
-from nodeclusters.models import Action, AvailabilityZone, Node, NodeCluster
+from nodeclusters.models import Action, AvailabilityZone, Node, NodeCluster, Webhook
 from nodeclusters.services.actions import action_finish
+from nodeclusters.services.accounts import cloud_account_link
+from nodeclusters.services.webhooks import webhook_create, webhooks_fan_out
 from tests import factories
 
 CONTEXT = factories.CONTEXT
@@ -30,11 +32,15 @@ class World:
     loose_node: Node  # a node in no cluster (node_cluster is nullable)
     open_action: Action  # In progress and cancelable (the deploy of `aws`)
     finished_action: Action  # Success and retryable (the deploy of `deployed`)
+    webhook: Webhook  # gets every event of the account: its deliveries are listed
 
 
 def build_world(user) -> World:
     factories.ensure_catalog()
     now = timezone.now()
+    webhook, _, _ = webhook_create(owner=user, url="https://hooks.example.com/tutum", types=[], context=CONTEXT)
+    # A linked account at `local` (the simulated cloud), so its credentials can be read, replaced and unlinked.
+    cloud_account_link(owner=user, provider_name="local", data={"token": "world-token"}, context=CONTEXT)
 
     init = factories.make_cluster(user, name="init", tags=["staging"])
 
@@ -71,6 +77,7 @@ def build_world(user) -> World:
     )
 
     loose_node = factories.make_node(deployed, node_cluster=None, nickname="byon")
+    webhooks_fan_out()
 
     return World(
         init=NodeCluster.objects.get(pk=init.pk),
@@ -85,4 +92,5 @@ def build_world(user) -> World:
         loose_node=loose_node,
         open_action=Action.objects.get(pk=open_action.pk),
         finished_action=Action.objects.get(pk=deploy_action.pk),
+        webhook=webhook,
     )
