@@ -36,7 +36,8 @@ from .models import Action, Node, NodeCluster
 from .services.actions import action_finish, action_log, engine_schedule_many
 from .services.events import action_event, event_record, events_record, node_cluster_event, node_event
 from .services.locks import lock_cluster, retried_atomic
-from .services.steps import most_common_reason, steps_abandoned, steps_start
+from .services.scaling import nodes_scale_in
+from .services.steps import most_common_reason, steps_start
 
 logger = logging.getLogger(__name__)
 
@@ -227,14 +228,7 @@ def _reconcile(node_cluster_uuid) -> ReconcileResult | None:
     elif difference > 0:
         victims = pick_scale_in(active, difference, cluster.scale_in_policy)
         victim_ids = [node.pk for node in victims]
-        Node.objects.filter(pk__in=victim_ids).update(
-            state=NodeState.TERMINATING, state_changed_at=now, engine_touched_at=None
-        )
-        _abandon_deploys(victims, action)
-        for node in victims:
-            node.state, node.engine_touched_at = NodeState.TERMINATING, None
-        events_record(node_event(node) for node in victims)
-        steps_start(action_id=action.pk if action else None, node_ids=victim_ids, step=StepKind.TERMINATE)
+        nodes_scale_in(victims, action)
         active = [node for node in active if node.pk not in set(victim_ids)]
         result.terminating = victim_ids
         if action is not None:
@@ -286,22 +280,6 @@ def _reconcile(node_cluster_uuid) -> ReconcileResult | None:
 
         repair_actions_settle(cluster)  # a repair ends with its nodes' landing, not at the next sweep
     return result
-
-
-def _abandon_deploys(victims: list[Node], action) -> None:
-    """Nodes scaled away before they came up: the work of their (older) action is abandoned for a newer one, or for
-    a cancel. Their open create and boot steps end `Canceled`, and the nodes say why (`failure_reason_code`)."""
-    abandoned = [node.pk for node in victims if node.state == NodeState.DEPLOYING]
-    if not abandoned:
-        return
-    canceled = action is not None and action.state == ActionState.CANCELING
-    code = ReasonCode.CANCELED if canceled else ReasonCode.SUPERSEDED
-    Node.objects.filter(pk__in=abandoned).update(failure_reason_code=code)
-    steps_abandoned(
-        node_ids=abandoned,
-        reason_code=code,
-        message="canceled before the node came up" if canceled else "scaled away before the node came up",
-    )
 
 
 def _finish_current_action(cluster: NodeCluster, action, *, state: str, gave_up: bool) -> None:

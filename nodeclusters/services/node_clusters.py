@@ -25,7 +25,7 @@ from .events import event_record, events_record, node_cluster_event, node_event
 from .locks import lock_cluster, retried_atomic
 from .preflight import preflight_require
 from .provider_options import validate_provider_options
-from .scaling import bounds_check, control_apply, removal_lock, removal_start, removal_target
+from .scaling import bounds_check, control_apply, nodes_scale_in, removal_lock, removal_target
 
 # States in which the engine is idle, so a new desired size makes the cluster `Scaling`.
 _SETTLED_STATES = {NodeClusterState.DEPLOYED, NodeClusterState.PARTLY_DEPLOYED, NodeClusterState.EMPTY_CLUSTER}
@@ -186,7 +186,6 @@ def node_cluster_update(
             _scale_up_preflight(cluster, owner=owner, target_num_nodes=target_num_nodes)
     asynchronous = (scaling or bool(removing)) and cluster.state != NodeClusterState.INIT
     if removing:
-        removal_start(removing)
         logs.append("Removing " + ", ".join(uris.node_uri(node.uuid) for node in removing))
     if scaling:
         logs.append(f"Target number of nodes changed from {cluster.target_num_nodes} to {target_num_nodes}")
@@ -203,6 +202,8 @@ def node_cluster_update(
         log="; ".join(logs) or "Nothing to change",
         waits_for=action_blocking_scale(node_cluster=cluster) if asynchronous else None,
     )
+    if removing:
+        nodes_scale_in(removing, action)
     if asynchronous:
         if cluster.state in _SETTLED_STATES:
             cluster.state = NodeClusterState.SCALING

@@ -6,13 +6,14 @@ changes nothing.
 
 from django.utils import timezone
 
-from nodeclusters.choices import NodeState
+from nodeclusters.choices import ActionState, NodeState, ReasonCode, StepKind
 from nodeclusters.exceptions import InvalidRequest
 from nodeclusters.models import Node, NodeCluster
 from nodeclusters.wire import uris
 
 from .events import events_record, node_event
 from .locks import lock_cluster_nodes
+from .steps import steps_abandoned, steps_start
 
 #: Nodes a caller may name in `remove_nodes`: members that are not on their way out already.
 REMOVABLE_STATES = (NodeState.DEPLOYING, NodeState.DEPLOYED, NodeState.UNREACHABLE, NodeState.UPGRADING)
@@ -87,11 +88,32 @@ def removal_target(cluster: NodeCluster, *, removing: int, requested: int | None
     return requested
 
 
-def removal_start(nodes: list[Node]) -> None:
-    """Mark the named nodes Terminating, for the engine's terminate steps (scheduled by the reconcile)."""
-    Node.objects.filter(pk__in=[node.pk for node in nodes]).update(
+def nodes_scale_in(nodes: list[Node], action) -> None:
+    """Take nodes out for a scale-down on `action` (the reconcile's pick, or the nodes a caller named): they go
+    `Terminating` for the engine's terminate steps, with a terminate step each on the action; those that never came
+    up end their deploy steps, superseded (or canceled, for a cancel)."""
+    node_ids = [node.pk for node in nodes]
+    Node.objects.filter(pk__in=node_ids).update(
         state=NodeState.TERMINATING, state_changed_at=timezone.now(), engine_touched_at=None
     )
+    _abandon_deploys(nodes, action)
     for node in nodes:
-        node.state = NodeState.TERMINATING
+        node.state, node.engine_touched_at = NodeState.TERMINATING, None
     events_record(node_event(node) for node in nodes)
+    steps_start(action_id=action.pk if action else None, node_ids=node_ids, step=StepKind.TERMINATE)
+
+
+def _abandon_deploys(nodes: list[Node], action) -> None:
+    """Nodes scaled away before they came up: the work of their (older) action is abandoned for a newer one, or for
+    a cancel. Their open create and boot steps end `Canceled`, and the nodes say why (`failure_reason_code`)."""
+    abandoned = [node.pk for node in nodes if node.state == NodeState.DEPLOYING]
+    if not abandoned:
+        return
+    canceled = action is not None and action.state == ActionState.CANCELING
+    code = ReasonCode.CANCELED if canceled else ReasonCode.SUPERSEDED
+    Node.objects.filter(pk__in=abandoned).update(failure_reason_code=code)
+    steps_abandoned(
+        node_ids=abandoned,
+        reason_code=code,
+        message="canceled before the node came up" if canceled else "scaled away before the node came up",
+    )

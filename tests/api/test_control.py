@@ -116,6 +116,10 @@ class TestRemoveNodes:
         action = header_action(response)
         assert action.action == "Node Cluster Scale"
         assert node_url(nodes[0]) in action.logs
+        steps = client.get(response["X-Tutum-Action-URI"]).json()["steps"]
+        assert [(step["node"], step["step"], step["state"]) for step in steps] == [
+            (node_url(nodes[0]), "terminate", "In progress")
+        ]
 
     def test_full_urls_and_no_trailing_slash_are_accepted(self, client, deployed):
         cluster, nodes = deployed

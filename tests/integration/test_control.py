@@ -60,8 +60,10 @@ def test_remove_nodes_then_the_policy_with_a_running_engine(client, start_engine
     )
     assert response.status_code == 202, response.content
     wait_until(
-        lambda: NodeCluster.objects.filter(pk=uuid, state=NodeClusterState.DEPLOYED).exists()
-        and not Node.objects.filter(node_cluster_id=uuid, state=NodeState.TERMINATING).exists(),
+        lambda: (
+            NodeCluster.objects.filter(pk=uuid, state=NodeClusterState.DEPLOYED).exists()
+            and not Node.objects.filter(node_cluster_id=uuid, state=NodeState.TERMINATING).exists()
+        ),
         timeout=60,
         what="the scale-down to finish",
         engine=engine,

@@ -8,8 +8,8 @@ from django.utils import timezone
 from nodeclusters import services
 from nodeclusters.choices import ActionState, NodeClusterState, NodeState
 from nodeclusters.models import Action, AvailabilityZone, Node, NodeCluster, Webhook
-from nodeclusters.services.actions import action_finish
 from nodeclusters.services.accounts import cloud_account_link
+from nodeclusters.services.actions import action_finish
 from nodeclusters.services.webhooks import webhook_create, webhooks_fan_out
 from tests import factories
 
