@@ -69,6 +69,17 @@ def test_the_secret_key_is_required_and_has_no_default(compose):
     assert "change-me" not in (ROOT / "docker-compose.yml").read_text()
 
 
+def test_the_credentials_keys_are_required_and_have_no_default(compose):
+    """Linked cloud accounts and webhook secrets are encrypted under CREDENTIALS_KEYS: without it the server could
+    store none of them, so compose refuses to start rather than answer 503 to every link."""
+    for name in ("migrate", "web", "stream", "worker", "beat"):
+        value = compose["services"][name]["environment"]["CREDENTIALS_KEYS"]
+        assert value.startswith("${CREDENTIALS_KEYS:?"), value
+    example = (ROOT / ".env.example").read_text()
+    assert re.search(r"^CREDENTIALS_KEYS=$", example, flags=re.MULTILINE)
+    assert "Fernet.generate_key()" in example
+
+
 def test_env_example_leaves_the_secret_key_empty_and_says_how_to_make_one():
     example = (ROOT / ".env.example").read_text()
     assert re.search(r"^DJANGO_SECRET_KEY=$", example, flags=re.MULTILINE)
