@@ -192,7 +192,7 @@ def node_strays_step(node_uuid) -> Step:
         return Step(Outcome.BUSY)
     node = _load(node_uuid)
     try:
-        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name)
+        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name, existing=True)
         region = node.region.name
         for instance_id in node.stray_instance_ids:
             adopt = False

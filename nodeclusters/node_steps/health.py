@@ -46,7 +46,7 @@ def node_health_step(node_uuid, action_uuid=None) -> Step:
         return Step(Outcome.DONE)
     gone = False
     try:
-        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name)
+        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name, existing=True)
         healthy = driver.check_health(instance_id=node.instance_id, region=node.region.name)
         gone = not healthy and _instance_gone(driver, node)
     except TransientProviderError as error:

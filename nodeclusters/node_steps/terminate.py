@@ -30,7 +30,7 @@ def node_terminate_step(node_uuid) -> Step:
         return _not_claimed(node_uuid, [NodeState.TERMINATING])
     node = _load(node_uuid)
     try:
-        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name)
+        driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name, existing=True)
         region = node.region.name
         destroyed = set()
         if node.instance_id:

@@ -123,13 +123,18 @@ def _owner_id(owner):
     return getattr(owner, "pk", owner)
 
 
-def driver_for(*, owner, provider_name: str) -> NodeDriver:
+def driver_for(*, owner, provider_name: str, existing: bool = False) -> NodeDriver:
     """The driver for the owner's nodes at the provider: their linked account, else the operator's shared one where
-    allowed; NoCredentials (a PermanentProviderError, reason_code "no_credentials") otherwise."""
+    allowed; NoCredentials (a PermanentProviderError, reason_code "no_credentials") otherwise.
+
+    `existing`: for work on instances that exist already (terminate, poll, health checks). Those of an owner without
+    a link can only be in the operator's account (a link cannot be made or changed while the owner has live nodes
+    there), so they are reached with it even after the operator stopped sharing it: nothing is stranded or leaked.
+    """
     account = CloudAccount.objects.filter(owner_id=_owner_id(owner), provider__name=provider_name).first()
     if account is not None:
         return account_driver(account, provider_name)
-    if shared_account_allowed(provider_name):
+    if existing or shared_account_allowed(provider_name):
         return shared_driver(provider_name)
     raise NoCredentials(
         f"No account linked at provider {provider_name!r}: link one with PUT /api/v1/provider/{provider_name}/"
@@ -170,8 +175,8 @@ class AccountGroup:
 
 
 def account_groups(*, provider_name: str, owner_ids) -> list[AccountGroup]:
-    """The owners grouped by the account their nodes at the provider live in, each group with its driver (or the
-    error building it): a linked account's instances are only visible with its own credentials."""
+    """The owners grouped by the account their existing instances at the provider live in, each group with its
+    driver (or the error building it): a linked account's instances are only visible with its own credentials."""
     owner_ids = set(owner_ids)
     accounts = list(CloudAccount.objects.filter(provider__name=provider_name, owner_id__in=owner_ids))
     groups = []
@@ -181,14 +186,9 @@ def account_groups(*, provider_name: str, owner_ids) -> list[AccountGroup]:
             _group(account.pk, {account.owner_id}, lambda account=account: account_driver(account, provider_name))
         )
     if owner_ids:
-        groups.append(_group(None, owner_ids, lambda: _shared_driver_allowed(provider_name)))
+        # Existing instances of owners without a link are in the operator's account, shared or not any more.
+        groups.append(_group(None, owner_ids, lambda: shared_driver(provider_name)))
     return groups
-
-
-def _shared_driver_allowed(provider_name: str) -> NodeDriver:
-    if not shared_account_allowed(provider_name):
-        raise NoCredentials(f"No account linked at provider {provider_name!r} and the operator shares none there")
-    return shared_driver(provider_name)
 
 
 def _group(account_id, owner_ids, build) -> AccountGroup:

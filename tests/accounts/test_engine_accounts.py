@@ -135,3 +135,22 @@ def test_nothing_falls_back_to_the_operators_account(user, digitalocean_api, set
     assert refused.value.reason_code == "no_credentials"
     settings.SHARED_PROVIDER_ACCOUNTS = ["digitalocean"]
     assert driver_for(owner=user, provider_name="digitalocean").token == "operator-token"
+
+
+def test_nodes_on_the_shared_account_stay_reachable_after_sharing_stops(client, user, digitalocean_api, settings):
+    settings.DIGITALOCEAN_TOKEN = ALICE  # the operator's own account, in the double
+    settings.SHARED_PROVIDER_ACCOUNTS = ["digitalocean"]
+    cluster = create_and_deploy(client, target=2)
+    converge(cluster)
+    assert len(digitalocean_api.by_token[ALICE]) == 2
+
+    settings.SHARED_PROVIDER_ACCOUNTS = []
+    # Nothing new goes into the operator's account any more...
+    refusal = assert_error(client.patch(cluster_url(cluster), {"target_num_nodes": 3}, format="json"), 409)
+    assert [reason["code"] for reason in refusal["reasons"]] == ["no_credentials"]
+    # ...but what is there is still health-checked and terminated there: no node is stranded, no droplet leaked.
+    assert client.post(f"/api/v1/node/{cluster.nodes.first().uuid}/health-check/").status_code == 202
+    assert client.delete(cluster_url(cluster)).status_code == 202
+    converge(cluster)
+    assert digitalocean_api.by_token[ALICE] == {}
+    assert set(cluster.nodes.values_list("state", flat=True)) == {NodeState.TERMINATED}
