@@ -24,7 +24,8 @@ PAGE_SQL = """
 WITH page AS (
     SELECT c.uuid, c.name, c.nickname, c.state, c.disk, c.target_num_nodes, c.tags::text AS tags,
            c.provider_options::text AS provider_options, c.deployed_datetime, c.destroyed_datetime,
-           c.node_type_id, c.region_id, c.created_at, count(*) OVER () AS total_count
+           c.scale_in_policy, c.min_num_nodes, c.max_num_nodes, c.unhealthy_timeout, c.max_unhealthy_percent,
+           c.max_repairs_per_hour, c.node_type_id, c.region_id, c.created_at, count(*) OVER () AS total_count
     FROM nodeclusters_nodecluster c
     WHERE c.owner_id = %(owner)s AND (%(uuid)s::uuid IS NULL OR c.uuid = %(uuid)s::uuid)
     ORDER BY c.created_at DESC, c.uuid
@@ -32,6 +33,8 @@ WITH page AS (
 )
 SELECT page.uuid, page.name, page.nickname, page.state, page.disk, page.target_num_nodes, page.tags,
        page.provider_options, page.deployed_datetime, page.destroyed_datetime,
+       page.scale_in_policy, page.min_num_nodes, page.max_num_nodes, page.unhealthy_timeout,
+       page.max_unhealthy_percent, page.max_repairs_per_hour,
        node_type.name, region.name, provider.name,
        ARRAY(SELECT node.uuid::text FROM nodeclusters_node node
              WHERE node.node_cluster_id = page.uuid ORDER BY node.created_at, node.uuid),
@@ -102,6 +105,12 @@ def _representation(row: tuple) -> dict:
         provider_options,
         deployed_datetime,
         destroyed_datetime,
+        scale_in_policy,
+        min_num_nodes,
+        max_num_nodes,
+        unhealthy_timeout,
+        max_unhealthy_percent,
+        max_repairs_per_hour,
         node_type_name,
         region_name,
         provider_name,
@@ -127,6 +136,12 @@ def _representation(row: tuple) -> dict:
         "destroyed_datetime": format_rfc2822(destroyed_datetime),
         "tags": [{"name": tag} for tag in json.loads(tags)],
         "provider_options": json.loads(provider_options),
+        "scale_in_policy": scale_in_policy,
+        "min_num_nodes": min_num_nodes,
+        "max_num_nodes": max_num_nodes,
+        "unhealthy_timeout": unhealthy_timeout,
+        "max_unhealthy_percent": max_unhealthy_percent,
+        "max_repairs_per_hour": max_repairs_per_hour,
     }
 
 

@@ -42,6 +42,10 @@ from providers.models import SimulatedInstance
 SIMULATED_ADDRESS_BLOCK = ipaddress.IPv4Network("198.18.0.0/15")
 
 
+#: What stands for an account's token, by the credentials each real provider takes (DigitalOcean; AWS keys or role).
+SIMULATED_CREDENTIAL_FIELDS = ("token", "access_key_id", "role_arn")
+
+
 class SimulatedDriver(NodeDriver):
     """The simulated cloud. One instance of this driver per catalog provider name, each seeing only its own rows."""
 
@@ -65,17 +69,22 @@ class SimulatedDriver(NodeDriver):
     ) -> None:
         """Configure boot time, the share of creates that fail, and the seed that makes those failures repeatable.
 
-        `credentials` ({"token": ...}) name an account, None the shared one; `node_limit` caps each account's live
+        `credentials` name an account, None the shared one: a token, or the fields a real provider of the name takes
+        (an AWS access key or role), whose first value stands for the token; `node_limit` caps each account's live
         instances (0: no limit).
         """
         super().__init__(owner_tag=owner_tag, provider_name=provider_name)
-        if credentials is not None and (
-            not isinstance(credentials, dict) or not isinstance(credentials.get("token"), str)
-        ):
-            raise InvalidProviderRequest('simulated: credentials must be {"token": "<any token>"}')
+        token = None
+        if credentials is not None:
+            token = next((credentials.get(name) for name in SIMULATED_CREDENTIAL_FIELDS if name in credentials), None)
+            if not isinstance(token, str):
+                raise InvalidProviderRequest(
+                    'simulated: credentials must be {"token": ...}, {"access_key_id", "secret_access_key"} or '
+                    '{"role_arn", "external_id"}'
+                )
         if node_limit < 0:
             raise PermanentProviderError(f"simulated: node_limit must not be negative, got {node_limit}")
-        self._token = credentials["token"] if credentials is not None else None
+        self._token = token
         self.account = credentials_fingerprint(credentials)
         self.node_limit = int(node_limit)
         if boot_seconds < 0:

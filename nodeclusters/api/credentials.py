@@ -16,6 +16,7 @@ from nodeclusters import services
 from nodeclusters.choices import CredentialKind
 from nodeclusters.models import CloudAccount
 from nodeclusters.services.accounts import (
+    MAX_CREDENTIAL_LENGTH,
     cloud_account_get,
     cloud_account_link,
     cloud_account_unlink,
@@ -24,6 +25,7 @@ from nodeclusters.services.accounts import (
 from nodeclusters.wire import uris
 from nodeclusters.wire.dates import format_rfc2822
 
+from .fields import TextField
 from .schema import DateField, ErrorSerializer, errors, uri_field
 from .serializers import StrictSerializer
 from .views import ACTION_HEADER, TutumAutoSchema
@@ -32,15 +34,20 @@ from .views import ACTION_HEADER, TutumAutoSchema
 REDACTED = "[redacted]"
 
 
+def CredentialField(**kwargs) -> TextField:
+    """One credential value: what `services.accounts.credentials_parse` accepts, stated in the document."""
+    return TextField(max_length=MAX_CREDENTIAL_LENGTH, required=False, **kwargs)
+
+
 class CloudAccountLinkSerializer(StrictSerializer):
     """Input: one provider's credentials (which fields depends on the provider) and an optional label."""
 
-    token = serializers.CharField(required=False, help_text="DigitalOcean (and simulated clouds): an API token")
-    access_key_id = serializers.CharField(required=False, help_text="AWS: an access key id (with secret_access_key)")
-    secret_access_key = serializers.CharField(required=False, write_only=True)
-    role_arn = serializers.CharField(required=False, help_text="AWS: a role to assume through STS (with external_id)")
-    external_id = serializers.CharField(required=False)
-    label = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    token = CredentialField(help_text="DigitalOcean (and simulated clouds): an API token")
+    access_key_id = CredentialField(help_text="AWS: an access key id (with secret_access_key)")
+    secret_access_key = CredentialField(write_only=True)
+    role_arn = CredentialField(help_text="AWS: a role to assume through STS (with external_id)")
+    external_id = CredentialField()
+    label = TextField(max_length=128, blank=True, required=False)
 
 
 class CloudAccountSerializer(serializers.Serializer):

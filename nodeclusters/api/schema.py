@@ -397,4 +397,19 @@ class StrictSerializerSchema(OpenApiSerializerExtension):
         schema["additionalProperties"] = False
         if type(self.target).__name__ == "NodeClusterCreateSerializer":
             schema["anyOf"] = provider_variants()
+        if type(self.target).__name__ == "CloudAccountLinkSerializer":
+            schema["oneOf"] = credential_variants()
         return schema
+
+
+#: The credentials each kind of account takes (DigitalOcean and the simulated clouds: a token; AWS: a key or a role).
+CREDENTIAL_KINDS = (("token",), ("access_key_id", "secret_access_key"), ("role_arn", "external_id"))
+
+
+def credential_variants() -> list[dict]:
+    """Exactly one kind of credentials in a link's body, with no field of another kind."""
+    variants = []
+    for fields in CREDENTIAL_KINDS:
+        others = [name for kind in CREDENTIAL_KINDS if kind != fields for name in kind]
+        variants.append({"required": list(fields), "not": {"anyOf": [{"required": [name]} for name in others]}})
+    return variants

@@ -17,6 +17,7 @@ from rest_framework import status
 from nodeclusters.choices import ActionName, CredentialKind, NodeState
 from nodeclusters.exceptions import ObjectNotFound, ServiceError
 from nodeclusters.models import Action, CloudAccount, Node, Provider
+from nodeclusters.wire.grammar import fullmatch, text_pattern
 from providers import registry
 from providers.base import (
     AccountInfo,
@@ -51,6 +52,8 @@ HINT_FIELDS = {
     CredentialKind.ROLE: "role_arn",
 }
 MAX_CREDENTIAL_LENGTH = 4096
+#: A credential value: not only whitespace, no NUL (the document states the same pattern).
+CREDENTIAL_PATTERN = text_pattern()
 
 
 class NoCredentials(PermanentProviderError):
@@ -205,7 +208,9 @@ def credentials_parse(*, provider_name: str, data: dict) -> tuple[str, dict]:
     """(kind, credentials) from a request body's credential fields; CredentialsRefused naming what is expected."""
     kinds = CREDENTIAL_FIELDS.get(provider_name, DEFAULT_CREDENTIAL_FIELDS)
     if settings.SIMULATE_PROVIDERS:
-        kinds = {**DEFAULT_CREDENTIAL_FIELDS, **kinds}  # every simulated cloud takes a token, so make run links offline
+        # Every simulated cloud takes a token (so make run links offline) and the other kinds too, as a simulated
+        # AWS account would.
+        kinds = {**DEFAULT_CREDENTIAL_FIELDS, **CREDENTIAL_FIELDS["aws"]}
     expected = " or ".join("{" + ", ".join(f'"{name}"' for name in fields) + "}" for fields in kinds.values())
     for kind, fields in kinds.items():
         if any(name in data for name in fields):
@@ -215,9 +220,14 @@ def credentials_parse(*, provider_name: str, data: dict) -> tuple[str, dict]:
             credentials = {}
             for name in fields:
                 value = data[name]
-                if not isinstance(value, str) or not value.strip() or len(value) > MAX_CREDENTIAL_LENGTH:
+                if (
+                    not isinstance(value, str)
+                    or len(value) > MAX_CREDENTIAL_LENGTH
+                    or not fullmatch(CREDENTIAL_PATTERN, value)
+                ):
                     raise CredentialsRefused(
-                        f"{name} must be a non-empty string of at most {MAX_CREDENTIAL_LENGTH} characters."
+                        f"{name} must be a string of at most {MAX_CREDENTIAL_LENGTH} characters, not only whitespace, "
+                        "with no NUL."
                     )
                 credentials[name] = value.strip()
             extra = sorted(set(data) - set(fields) - {"label"})
