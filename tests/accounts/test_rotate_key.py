@@ -6,8 +6,9 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
 
-from nodeclusters.models import CloudAccount
+from nodeclusters.models import CloudAccount, IdempotencyKey
 from nodeclusters.services.accounts import account_credentials
+from nodeclusters.services.idempotency_keys import idempotency_key_answer_body, idempotency_key_complete
 from nodeclusters.services.secrets import SecretsUnavailable, secret_encrypt
 from tests import factories
 
@@ -41,3 +42,17 @@ def test_rotation_re_encrypts_under_the_new_key_once(user, catalog, settings):
     settings.CREDENTIALS_KEYS = [old]
     with pytest.raises(SecretsUnavailable):
         account_credentials(account)
+
+
+def test_stored_idempotent_answers_are_rotated_too(user, settings):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.CREDENTIALS_KEYS = [old]
+    answered = IdempotencyKey.objects.create(owner=user, key="k-1", fingerprint="f" * 64)
+    idempotency_key_complete(key_id=answered.pk, status_code=201, headers={}, body=b'{"secret": "shown once"}')
+    IdempotencyKey.objects.create(owner=user, key="k-2", fingerprint="f" * 64)  # still running: no answer yet
+    settings.CREDENTIALS_KEYS = [new, old]
+
+    assert "idempotency keys: 1 re-encrypted, 0 already under the first key" in rotate()
+
+    settings.CREDENTIALS_KEYS = [new]
+    assert idempotency_key_answer_body(IdempotencyKey.objects.get(key="k-1")) == b'{"secret": "shown once"}'
