@@ -59,8 +59,13 @@ class StackClient:
     """
 
     def __init__(self, url: str, auth_header: str) -> None:
+        # Pooled connections are dropped well before the server's keep-alive closes them (75 s), so no request is
+        # sent on a connection the server is closing at that moment.
         self.http = httpx.Client(
-            base_url=url, headers={"Authorization": auth_header, "Accept": "application/json"}, timeout=30
+            base_url=url,
+            headers={"Authorization": auth_header, "Accept": "application/json"},
+            timeout=30,
+            limits=httpx.Limits(keepalive_expiry=30),
         )
 
     def close(self) -> None:

@@ -252,6 +252,10 @@ class Command(BaseCommand):
                     # gunicorn's largest request line (its default is half): longer ones get its HTML 414.
                     "--limit-request-line",
                     "8190",
+                    # Idle keep-alive connections are closed after 75 s (nginx's default), not gunicorn's 2: a client
+                    # reusing a pooled connection just as the server closes it gets a reset for a request never read.
+                    "--keep-alive",
+                    "75",
                 ],
             ),
             (
