@@ -121,7 +121,8 @@ def test_real_workers_watch_a_fleet_with_one_listing_per_region_per_interval(sta
     after = listings_by_provider()
     for provider, _, _ in places:
         listings = after.get(provider, 0) - before.get(provider, 0)
-        # At most one listing per interval for the region (plus one in flight at each end), while its nodes boot
-        # for `boot` seconds; a poll per cluster would have listed the region five times an interval.
-        assert 1 <= listings <= elapsed / interval + 2, (provider, listings, elapsed)
+        # At most one listing per interval for the region (plus one in flight at each end, and one a deploy step
+        # may schedule while a poll runs: a running poll frees the slot before it lists), while its nodes boot for
+        # `boot` seconds; a poll per cluster would have listed the region five times an interval.
+        assert 1 <= listings <= elapsed / interval + 3, (provider, listings, elapsed)
         assert listings < 5 * boot / interval
