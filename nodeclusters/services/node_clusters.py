@@ -12,6 +12,7 @@ from nodeclusters.choices import (
 from nodeclusters.exceptions import InvalidRequest, NotSupported, StateConflict
 from nodeclusters.models import Action, NodeCluster, NodeType, Region
 from nodeclusters.wire import uris
+from providers.base import Quota
 
 from .actions import (
     RequestContext,
@@ -23,7 +24,7 @@ from .actions import (
 )
 from .events import event_record, events_record, node_cluster_event, node_event
 from .locks import lock_cluster, retried_atomic
-from .preflight import preflight_require
+from .preflight import preflight_quota, preflight_require
 from .provider_options import validate_provider_options
 from .scaling import bounds_check, control_apply, nodes_scale_in, removal_lock, removal_target
 
@@ -101,13 +102,41 @@ def node_cluster_create(
     return cluster, action
 
 
-@retried_atomic
+def _quota_before(*, node_cluster_uuid, owner, target_num_nodes: int | None = None) -> Quota | None:
+    """The owner's account limit in the cluster's region, read from the provider before the service's transaction
+    (no provider call ever holds the cluster's row lock); the preflight under the lock compares it with what the
+    request adds then. With `target_num_nodes` (a PATCH), only when that would add nodes to a deployed cluster."""
+    cluster = NodeCluster.objects.select_related("region__provider").filter(uuid=node_cluster_uuid, owner=owner).first()
+    if cluster is None:
+        return None
+    if target_num_nodes is not None and (
+        cluster.state == NodeClusterState.INIT or target_num_nodes <= _staying(cluster)
+    ):
+        return None
+    return preflight_quota(owner=owner, region=cluster.region)
+
+
+def _staying(cluster: NodeCluster) -> int:
+    """The cluster's nodes that are not on their way out."""
+    return cluster.nodes.exclude(state__in=[NodeState.TERMINATED, NodeState.TERMINATING]).count()
+
+
 def node_cluster_deploy(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
     """Start deploying a cluster created in `Init`: the engine creates `target_num_nodes` nodes."""
+    quota = _quota_before(node_cluster_uuid=node_cluster_uuid, owner=owner)
+    return _node_cluster_deploy(node_cluster_uuid=node_cluster_uuid, owner=owner, context=context, quota=quota)
+
+
+@retried_atomic
+def _node_cluster_deploy(*, node_cluster_uuid, owner, context: RequestContext, quota) -> tuple[NodeCluster, Action]:
     cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     _check(cluster, NodeClusterOperation.DEPLOY)
     preflight_require(
-        owner=owner, node_type=cluster.node_type, region=cluster.region, add_nodes=cluster.target_num_nodes
+        owner=owner,
+        node_type=cluster.node_type,
+        region=cluster.region,
+        add_nodes=cluster.target_num_nodes,
+        quota=quota,
     )
     action = action_record(
         owner=owner,
@@ -127,25 +156,36 @@ def node_cluster_deploy(*, node_cluster_uuid, owner, context: RequestContext) ->
     return cluster, action
 
 
+def node_cluster_update(*, node_cluster_uuid, owner, target_num_nodes: int | None = None, **changes):
+    """Change the desired size, tags, nickname or control settings, or remove named nodes. Returns (cluster, action,
+    whether the engine was handed work).
+
+    A new size before deploy only changes the target; afterwards it is a scale, and the latest target wins
+    while deploying or scaling. `remove_nodes` (node uuids) are terminated at once, before any node the scale-in
+    policy would pick, and the target drops by their number unless `target_num_nodes` is given. A new size may be a
+    scale-up: the account's quota is read first, outside the transaction.
+    """
+    quota = None
+    if target_num_nodes is not None:
+        quota = _quota_before(node_cluster_uuid=node_cluster_uuid, owner=owner, target_num_nodes=target_num_nodes)
+    return _node_cluster_update(
+        node_cluster_uuid=node_cluster_uuid, owner=owner, target_num_nodes=target_num_nodes, quota=quota, **changes
+    )
+
+
 @retried_atomic
-def node_cluster_update(
+def _node_cluster_update(
     *,
     node_cluster_uuid,
     owner,
     context: RequestContext,
+    quota,
     target_num_nodes: int | None = None,
     tags: list[str] | None = None,
     nickname: str | None = None,
     remove_nodes: list[str] | None = None,
     **control,
 ) -> tuple[NodeCluster, Action, bool]:
-    """Change the desired size, tags, nickname or control settings, or remove named nodes. Returns (cluster, action,
-    whether the engine was handed work).
-
-    A new size before deploy only changes the target; afterwards it is a scale, and the latest target wins
-    while deploying or scaling. `remove_nodes` (node uuids) are terminated at once, before any node the scale-in
-    policy would pick, and the target drops by their number unless `target_num_nodes` is given.
-    """
     cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     if cluster.state == NodeClusterState.TERMINATED:
         raise StateConflict(kind="node cluster", operation="update", state=cluster.state, allowed=[])
@@ -183,7 +223,7 @@ def node_cluster_update(
     if scaling:
         _check(cluster, NodeClusterOperation.SCALE)
         if cluster.state != NodeClusterState.INIT:
-            _scale_up_preflight(cluster, owner=owner, target_num_nodes=target_num_nodes)
+            _scale_up_preflight(cluster, owner=owner, target_num_nodes=target_num_nodes, quota=quota)
     asynchronous = (scaling or bool(removing)) and cluster.state != NodeClusterState.INIT
     if removing:
         logs.append("Removing " + ", ".join(uris.node_uri(node.uuid) for node in removing))
@@ -216,12 +256,16 @@ def node_cluster_update(
     return cluster, action, asynchronous
 
 
-def _scale_up_preflight(cluster: NodeCluster, *, owner, target_num_nodes: int) -> None:
+def _scale_up_preflight(cluster: NodeCluster, *, owner, target_num_nodes: int, quota) -> None:
     """A deployed (or deploying) cluster asked to grow: the nodes it would add must pass the preflight."""
-    staying = cluster.nodes.exclude(state__in=[NodeState.TERMINATED, NodeState.TERMINATING]).count()
+    staying = _staying(cluster)
     if target_num_nodes > staying:
         preflight_require(
-            owner=owner, node_type=cluster.node_type, region=cluster.region, add_nodes=target_num_nodes - staying
+            owner=owner,
+            node_type=cluster.node_type,
+            region=cluster.region,
+            add_nodes=target_num_nodes - staying,
+            quota=quota,
         )
 
 

@@ -16,7 +16,7 @@ from nodeclusters.choices import NodeClusterState, NodeState, ReasonCode
 from nodeclusters.exceptions import ServiceError
 from nodeclusters.models import Node, NodeCluster, NodeType, Region
 from nodeclusters.wire import uris
-from providers.base import ProviderError
+from providers.base import ProviderError, Quota
 
 from .accounts import NoCredentials, driver_for
 
@@ -41,11 +41,31 @@ def _reason(code: str, message: str, **figures) -> Reason:
     return {"code": str(code), "message": message, **figures}
 
 
+#: `preflight_check(quota=READ_QUOTA)`: ask the provider now (outside any transaction: a dry run's, after it).
+READ_QUOTA = object()
+
+
+def preflight_quota(*, owner, region: Region) -> Quota | None:
+    """The owner's account limit and use in the region, read from the provider: what a service reads before its
+    transaction, so no provider call holds a row lock. None when there is no account to ask or it will not tell (the
+    check is then skipped: the engine rechecks at the provider)."""
+    try:
+        driver = driver_for(owner=owner, provider_name=region.provider.name)
+    except ProviderError:
+        return None  # no account: preflight_check says so
+    try:
+        return driver.get_quota(region=region.name)
+    except ProviderError as error:
+        logger.warning("preflight: quota of %s unreadable, check skipped: %s", region, error)
+        return None
+
+
 def preflight_check(
-    *, owner, node_type: NodeType, region: Region, add_nodes: int, new_clusters: int = 0
+    *, owner, node_type: NodeType, region: Region, add_nodes: int, new_clusters: int = 0, quota=READ_QUOTA
 ) -> list[Reason]:
     """Every reason `add_nodes` new nodes of `node_type` in `region` (and `new_clusters` new clusters) would fail
-    for the owner; empty when nothing stands in the way. Reads only: the database and the provider's quota."""
+    for the owner; empty when nothing stands in the way. Reads only: the database and the provider's quota, or the
+    `quota` a caller read from it before its transaction (`preflight_quota`)."""
     provider = region.provider
     reasons = []
     driver = None
@@ -66,7 +86,9 @@ def preflight_check(
     if add_nodes > 0:
         reasons += _catalog_reasons(node_type=node_type, region=region)
     if driver is not None and not reasons:
-        reasons += _quota_reasons(driver=driver, node_type=node_type, region=region, add_nodes=add_nodes)
+        if quota is READ_QUOTA:
+            quota = preflight_quota(owner=owner, region=region)
+        reasons += _quota_reasons(quota=quota, node_type=node_type, region=region, add_nodes=add_nodes)
     reasons += _user_limit_reasons(owner=owner, add_nodes=add_nodes, new_clusters=new_clusters)
     return reasons
 
@@ -85,12 +107,14 @@ def preflight_deferred():
         _deferred.reset(token)
 
 
-def preflight_require(*, owner, node_type: NodeType, region: Region, add_nodes: int, new_clusters: int = 0) -> None:
+def preflight_require(
+    *, owner, node_type: NodeType, region: Region, add_nodes: int, new_clusters: int = 0, quota=READ_QUOTA
+) -> None:
     """`preflight_check`, raising PreflightRefused with its reasons if there are any."""
     if _deferred.get():
         return
     reasons = preflight_check(
-        owner=owner, node_type=node_type, region=region, add_nodes=add_nodes, new_clusters=new_clusters
+        owner=owner, node_type=node_type, region=region, add_nodes=add_nodes, new_clusters=new_clusters, quota=quota
     )
     if reasons:
         raise PreflightRefused(reasons)
@@ -122,13 +146,8 @@ def _catalog_reasons(*, node_type: NodeType, region: Region) -> list[Reason]:
     return reasons
 
 
-def _quota_reasons(*, driver, node_type: NodeType, region: Region, add_nodes: int) -> list[Reason]:
-    """The provider's account limit; a provider error while reading it skips the check (the engine rechecks)."""
-    try:
-        quota = driver.get_quota(region=region.name)
-    except ProviderError as error:
-        logger.warning("preflight: quota of %s/%s unreadable, check skipped: %s", region.provider.name, region, error)
-        return []
+def _quota_reasons(*, quota: Quota | None, node_type: NodeType, region: Region, add_nodes: int) -> list[Reason]:
+    """The provider's account limit, where it told one."""
     if quota is None or quota.limit is None:
         return []
     cpu = (node_type.alias_of if node_type.alias_of_id else node_type).cpu

@@ -166,3 +166,24 @@ def test_the_engine_rechecks_a_node_refused_for_quota_fails_with_that_code(user,
     failed = Node.objects.filter(node_cluster=cluster).exclude(failure_reason_code="")
     assert failed.exists()
     assert set(failed.values_list("failure_reason_code", flat=True)) == {"quota_exceeded"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_provider_is_asked_for_the_quota_outside_any_transaction(client, user, settings, monkeypatch):
+    """No provider call holds a row lock: deploy and scale-up read the quota before their service's transaction."""
+    settings.SIMULATED_NODE_LIMIT = 3
+    reads = []
+    real_get_quota = SimulatedDriver.get_quota
+
+    def get_quota(self, *, region):
+        reads.append(connection.in_atomic_block)
+        return real_get_quota(self, region=region)
+
+    monkeypatch.setattr(SimulatedDriver, "get_quota", get_quota)
+    cluster = factories.make_cluster(user, target_num_nodes=2)
+
+    assert client.post(cluster_url(cluster, "deploy/")).status_code == 202
+    refusal = refused(client.patch(cluster_url(cluster), {"target_num_nodes": 5}, format="json"), "quota_exceeded")
+    assert refusal["limit"] == 3
+
+    assert reads == [False, False]
