@@ -48,6 +48,23 @@ def test_a_worker_killed_during_a_scale_up_leaves_exactly_the_target(user, aws_e
     assert len(set(instances.values())) == 10
 
 
+def settled_with_supervised_workers(uuids, engine, *, timeout: float):
+    """`wait_settled`, starting again any worker that exited, as `make run`'s and compose's supervisors do: a worker
+    may exit around a broker outage (Celery's shutdown can fail acking to a dead connection, seen about once in ten
+    runs); what the test asserts is that no accepted request is lost once workers run again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for worker in list(engine.workers):
+            if worker.poll() is not None:
+                engine.workers.remove(worker)
+                engine.start_worker()
+        try:
+            return wait_settled(uuids, engine, timeout=5)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def test_a_broker_outage_loses_no_accepted_request(user, start_engine, tmp_path):
     redis = PrivateRedis(tmp_path)
     redis.start()
@@ -80,7 +97,7 @@ def test_a_broker_outage_loses_no_accepted_request(user, start_engine, tmp_path)
         assert accepted_targets or deleted
         redis.start()
 
-        clusters = {cluster.uuid: cluster for cluster in wait_settled(uuids, engine, timeout=120)}
+        clusters = {cluster.uuid: cluster for cluster in settled_with_supervised_workers(uuids, engine, timeout=120)}
         for uuid in uuids:
             cluster = clusters[uuid_module.UUID(uuid)]
             if uuid in deleted:
