@@ -159,6 +159,16 @@ class NodeCluster(models.Model):
     unhealthy_timeout = models.PositiveIntegerField(default=600)
     max_unhealthy_percent = models.PositiveSmallIntegerField(default=40)
     max_repairs_per_hour = models.PositiveSmallIntegerField(default=3)
+
+    #: The fields above beyond Tutum's, which the owner sets on create and PATCH.
+    CONTROL_FIELDS = (
+        "scale_in_policy",
+        "min_num_nodes",
+        "max_num_nodes",
+        "unhealthy_timeout",
+        "max_unhealthy_percent",
+        "max_repairs_per_hour",
+    )
     # The latest action that set the desired state; the engine reports progress on it and supersedes the
     # previous one when a newer request arrives.
     current_action = models.ForeignKey("Action", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

@@ -101,12 +101,7 @@ NODE_CLUSTER_ROW_FIELDS = (
     "destroyed_datetime",
     "tags",
     "provider_options",
-    "scale_in_policy",
-    "min_num_nodes",
-    "max_num_nodes",
-    "unhealthy_timeout",
-    "max_unhealthy_percent",
-    "max_repairs_per_hour",
+    *NodeCluster.CONTROL_FIELDS,
 )
 
 

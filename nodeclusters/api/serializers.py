@@ -15,7 +15,7 @@ from nodeclusters.choices import (
     StepKind,
     StepState,
 )
-from nodeclusters.models import Action, ActionLogLine, AvailabilityZone, Node, NodeType, Provider, Region
+from nodeclusters.models import Action, ActionLogLine, AvailabilityZone, Node, NodeCluster, NodeType, Provider, Region
 from nodeclusters.selectors import action_steps
 from nodeclusters.services.accounts import linked_provider_ids, provider_available_for
 from nodeclusters.wire import uris
@@ -39,16 +39,6 @@ from .schema import (
     TagsField,
     uri_field,
     uri_list,
-)
-
-#: The cluster fields beyond Tutum's that its owner sets (ClusterControlSerializer), in output order.
-CLUSTER_CONTROL_FIELDS = (
-    "scale_in_policy",
-    "min_num_nodes",
-    "max_num_nodes",
-    "unhealthy_timeout",
-    "max_unhealthy_percent",
-    "max_repairs_per_hour",
 )
 
 
@@ -155,7 +145,7 @@ class NodeClusterSerializer(serializers.Serializer):
             "destroyed_datetime": format_rfc2822(row["destroyed_datetime"]),
             "tags": [{"name": name} for name in row["tags"]],
             "provider_options": row["provider_options"],
-            **{name: row[name] for name in CLUSTER_CONTROL_FIELDS},
+            **{name: row[name] for name in NodeCluster.CONTROL_FIELDS},
         }
 
 

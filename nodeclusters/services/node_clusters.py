@@ -58,7 +58,7 @@ def node_cluster_create(
     **control,
 ) -> tuple[NodeCluster, Action]:
     """Create a cluster in `Init`; nothing is deployed until `node_cluster_deploy`. `control`: the owner's
-    scale-in policy, bounds and self-repair settings (scaling.CONTROL_FIELDS)."""
+    scale-in policy, bounds and self-repair settings (NodeCluster.CONTROL_FIELDS)."""
     bounds_check(
         target=target_num_nodes,
         min_num_nodes=control.get("min_num_nodes"),

@@ -18,16 +18,6 @@ from .steps import steps_abandoned, steps_start
 #: Nodes a caller may name in `remove_nodes`: members that are not on their way out already.
 REMOVABLE_STATES = (NodeState.DEPLOYING, NodeState.DEPLOYED, NodeState.UNREACHABLE, NodeState.UPGRADING)
 
-#: The owner's settings of a cluster beyond Tutum's fields (ClusterControlSerializer), stored as given.
-CONTROL_FIELDS = (
-    "scale_in_policy",
-    "min_num_nodes",
-    "max_num_nodes",
-    "unhealthy_timeout",
-    "max_unhealthy_percent",
-    "max_repairs_per_hour",
-)
-
 
 def bounds_check(*, target: int, min_num_nodes: int | None, max_num_nodes: int | None) -> None:
     """InvalidRequest naming the bound when `target` is outside [min_num_nodes, max_num_nodes] (None: unbounded)."""
@@ -51,7 +41,7 @@ def bounds_check(*, target: int, min_num_nodes: int | None, max_num_nodes: int |
 def control_apply(cluster: NodeCluster, settings: dict) -> list[str]:
     """Set the control fields given in `settings` on the cluster; the names of those that changed."""
     changed = []
-    for name in CONTROL_FIELDS:
+    for name in NodeCluster.CONTROL_FIELDS:
         if name in settings and getattr(cluster, name) != settings[name]:
             setattr(cluster, name, settings[name])
             changed.append(name)
