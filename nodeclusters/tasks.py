@@ -19,7 +19,7 @@ from tutum_api.metrics import RECONCILE_DURATION, RECONCILE_RUNS
 
 from . import node_steps, reconciler, repair
 from .models import Node, NodeCluster
-from .services.accounts import NoCredentials, account_groups
+from .services.accounts import NoCredentials, account_groups, drivers_remembered
 from .services.actions import engine_schedule_many
 
 logger = logging.getLogger(__name__)
@@ -95,15 +95,18 @@ def deploy_nodes(self, *node_uuids: str) -> dict:
     the fleet): each node's step exactly as `deploy_node` runs it; one the provider answered with a transient error
     is retried on its own, with backoff, as a `deploy_node` task."""
     outcomes = Counter()
-    for node_uuid in node_uuids:
-        with log_context(node_uuid=node_uuid):
-            outcome = node_steps.node_deploy_step(node_uuid)
-        if outcome.outcome is node_steps.Outcome.TRANSIENT:
-            countdown = get_exponential_backoff_interval(
-                factor=1, retries=0, maximum=settings.ENGINE_RETRY_BACKOFF_MAX, full_jitter=True
-            )
-            deploy_node.apply_async(args=(node_uuid,), kwargs={"transient_attempt": 1}, countdown=max(countdown, 0.5))
-        outcomes[outcome.outcome.value] += 1
+    with drivers_remembered():  # the batch's nodes are one cluster's: one owner, one account to look up
+        for node_uuid in node_uuids:
+            with log_context(node_uuid=node_uuid):
+                outcome = node_steps.node_deploy_step(node_uuid)
+            if outcome.outcome is node_steps.Outcome.TRANSIENT:
+                countdown = get_exponential_backoff_interval(
+                    factor=1, retries=0, maximum=settings.ENGINE_RETRY_BACKOFF_MAX, full_jitter=True
+                )
+                deploy_node.apply_async(
+                    args=(node_uuid,), kwargs={"transient_attempt": 1}, countdown=max(countdown, 0.5)
+                )
+            outcomes[outcome.outcome.value] += 1
     return dict(outcomes)
 
 

@@ -6,6 +6,8 @@ Fernet token at rest (services.secrets) and is decrypted only to build a driver;
 error body and never in an action's `body`.
 """
 
+import contextlib
+import contextvars
 import logging
 from dataclasses import dataclass
 
@@ -126,6 +128,22 @@ def _owner_id(owner):
     return getattr(owner, "pk", owner)
 
 
+#: Set by `drivers_remembered`: the drivers `driver_for` found in this block, by (owner id, provider, existing).
+_remembered: contextvars.ContextVar[dict | None] = contextvars.ContextVar("drivers_remembered", default=None)
+
+
+@contextlib.contextmanager
+def drivers_remembered():
+    """Within this block `driver_for` looks each owner's account up once: for one request, or one task's batch of
+    node steps of one cluster (a second or two), where asking again could only answer the same. A link cannot be
+    made, changed or removed under live nodes, and a failed lookup is not remembered."""
+    token = _remembered.set({})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)
+
+
 def driver_for(*, owner, provider_name: str, existing: bool = False) -> NodeDriver:
     """The driver for the owner's nodes at the provider: their linked account, else the operator's shared one where
     allowed; NoCredentials (a PermanentProviderError, reason_code "no_credentials") otherwise.
@@ -134,6 +152,16 @@ def driver_for(*, owner, provider_name: str, existing: bool = False) -> NodeDriv
     a link can only be in the operator's account (a link cannot be made or changed while the owner has live nodes
     there), so they are reached with it even after the operator stopped sharing it: nothing is stranded or leaked.
     """
+    remembered = _remembered.get()
+    if remembered is None:
+        return _driver_for(owner=owner, provider_name=provider_name, existing=existing)
+    key = (_owner_id(owner), provider_name, existing)
+    if key not in remembered:
+        remembered[key] = _driver_for(owner=owner, provider_name=provider_name, existing=existing)
+    return remembered[key]
+
+
+def _driver_for(*, owner, provider_name: str, existing: bool) -> NodeDriver:
     account = CloudAccount.objects.filter(owner_id=_owner_id(owner), provider__name=provider_name).first()
     if account is not None:
         return account_driver(account, provider_name)

@@ -14,6 +14,7 @@ from nodeclusters.models import Action, NodeCluster, NodeType, Region
 from nodeclusters.wire import uris
 from providers.base import Quota
 
+from .accounts import drivers_remembered
 from .actions import (
     RequestContext,
     action_blocking_scale,
@@ -123,8 +124,9 @@ def _staying(cluster: NodeCluster) -> int:
 
 def node_cluster_deploy(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
     """Start deploying a cluster created in `Init`: the engine creates `target_num_nodes` nodes."""
-    quota = _quota_before(node_cluster_uuid=node_cluster_uuid, owner=owner)
-    return _node_cluster_deploy(node_cluster_uuid=node_cluster_uuid, owner=owner, context=context, quota=quota)
+    with drivers_remembered():  # the quota's read and the preflight under the lock ask for one driver
+        quota = _quota_before(node_cluster_uuid=node_cluster_uuid, owner=owner)
+        return _node_cluster_deploy(node_cluster_uuid=node_cluster_uuid, owner=owner, context=context, quota=quota)
 
 
 @retried_atomic
@@ -166,11 +168,12 @@ def node_cluster_update(*, node_cluster_uuid, owner, target_num_nodes: int | Non
     scale-up: the account's quota is read first, outside the transaction.
     """
     quota = None
-    if target_num_nodes is not None:
-        quota = _quota_before(node_cluster_uuid=node_cluster_uuid, owner=owner, target_num_nodes=target_num_nodes)
-    return _node_cluster_update(
-        node_cluster_uuid=node_cluster_uuid, owner=owner, target_num_nodes=target_num_nodes, quota=quota, **changes
-    )
+    with drivers_remembered():
+        if target_num_nodes is not None:
+            quota = _quota_before(node_cluster_uuid=node_cluster_uuid, owner=owner, target_num_nodes=target_num_nodes)
+        return _node_cluster_update(
+            node_cluster_uuid=node_cluster_uuid, owner=owner, target_num_nodes=target_num_nodes, quota=quota, **changes
+        )
 
 
 @retried_atomic

@@ -123,7 +123,7 @@ def preflight_require(
 def _catalog_reasons(*, node_type: NodeType, region: Region) -> list[Reason]:
     provider = region.provider
     region_uri = uris.region_uri(provider.name, region.name)
-    type_uri = uris.nodetype_uri(node_type.provider.name, node_type.name)
+    type_uri = uris.nodetype_uri(provider.name, node_type.name)  # a cluster's type is its region's provider's
     reasons = []
     if not (provider.available and region.available):
         what = f"Provider '{provider.name}'" if not provider.available else f"Region {region_uri}"
