@@ -176,10 +176,15 @@ class StepKind(models.TextChoices):
 class StepState(models.TextChoices):
     """Lifecycle of one step, spelled like the action states."""
 
+    PENDING = "Pending"  # not started: a node's boot step while its instance is being created
     IN_PROGRESS = "In progress", "In progress"
     SUCCESS = "Success"
     FAILED = "Failed"
     CANCELED = "Canceled"
+
+
+#: A step that has not ended: waiting to start, or under way.
+UNFINISHED_STEP_STATES = frozenset({StepState.PENDING, StepState.IN_PROGRESS})
 
 
 class CredentialKind(models.TextChoices):

@@ -324,7 +324,7 @@ class ActionStep(models.Model):
     state = models.CharField(max_length=16, choices=StepState.choices, default=StepState.IN_PROGRESS)
     reason_code = models.CharField(max_length=32, choices=ReasonCode.choices, blank=True)
     message = models.TextField(blank=True)
-    start_date = models.DateTimeField(default=timezone.now)
+    start_date = models.DateTimeField(default=timezone.now, null=True, blank=True)  # null while `Pending`
     end_date = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -29,7 +29,6 @@ from .choices import (
     NodeState,
     ReasonCode,
     ScaleInPolicy,
-    StepKind,
 )
 from .exceptions import ObjectNotFound
 from .models import Action, Node, NodeCluster
@@ -37,7 +36,7 @@ from .services.actions import action_finish, action_log, engine_schedule_many
 from .services.events import action_event, event_record, events_record, node_cluster_event, node_event
 from .services.locks import lock_cluster, retried_atomic
 from .services.scaling import nodes_scale_in
-from .services.steps import most_common_reason, steps_start
+from .services.steps import most_common_reason, steps_start_deploys
 
 logger = logging.getLogger(__name__)
 
@@ -217,9 +216,7 @@ def _reconcile(node_cluster_uuid) -> ReconcileResult | None:
         new_nodes = _new_nodes(cluster, min(-difference, budget), active)
         Node.objects.bulk_create(new_nodes)
         events_record(node_event(node, EventAction.CREATE) for node in new_nodes)
-        steps_start(
-            action_id=action.pk if action else None, node_ids=[node.pk for node in new_nodes], step=StepKind.CREATE
-        )
+        steps_start_deploys(action_id=action.pk if action else None, node_ids=[node.pk for node in new_nodes])
         active.extend(new_nodes)
         live.extend(new_nodes)
         result.created = [node.uuid for node in new_nodes]

@@ -25,6 +25,7 @@ from django.utils import timezone
 from .choices import (
     ACTION_OPEN_STATES,
     NODE_UP_STATES,
+    UNFINISHED_STEP_STATES,
     ActionName,
     ActionState,
     EventAction,
@@ -39,7 +40,7 @@ from .models import Action, ActionLogLine, ActionStep, Node, NodeCluster
 from .services.actions import SYSTEM_CONTEXT, action_finish, action_log, action_record, engine_schedule_reconcile
 from .services.events import event_record, events_record, node_cluster_event, node_event
 from .services.locks import lock_cluster, lock_cluster_actions, retried_atomic
-from .services.steps import most_common_reason
+from .services.steps import deploy_steps, most_common_reason
 from .wire import uris
 
 #: Clusters the engine is not changing: a repair waits while a user's deploy, scale or terminate is under way.
@@ -294,7 +295,7 @@ def _replace(cluster: NodeCluster, action: Action, repair: list[Candidate], node
                 message=f"{candidate.reason}; replaced by node {uris.node_uri(new.uuid)}",
             ),
             ActionStep(action=action, node=old, step=StepKind.TERMINATE, start_date=now),
-            ActionStep(action=action, node=new, step=StepKind.CREATE, start_date=now),
+            *deploy_steps(action.pk, new.pk, now),
         ]
     ActionStep.objects.bulk_create(steps)
     events_record(
@@ -322,7 +323,7 @@ def repair_action_settle(action: Action) -> bool:
     away by a user's action). False, changing nothing, while a step is still under way. In the caller's transaction,
     with the cluster's row locked."""
     steps = list(ActionStep.objects.filter(action=action).only("pk", "node_id", "step", "state", "reason_code"))
-    if any(step.state == StepState.IN_PROGRESS and step.step != StepKind.REPAIR for step in steps):
+    if any(step.state in UNFINISHED_STEP_STATES and step.step != StepKind.REPAIR for step in steps):
         return False
     repairs = [step for step in steps if step.step == StepKind.REPAIR and step.state == StepState.IN_PROGRESS]
     replacement_of = dict(

@@ -9,13 +9,17 @@ the caller's transaction, next to the node rows it describes.
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from nodeclusters.choices import ReasonCode, StepKind, StepState
+from nodeclusters.choices import UNFINISHED_STEP_STATES, ReasonCode, StepKind, StepState
 from nodeclusters.models import ActionStep
 
 _OPEN = StepState.IN_PROGRESS
-#: The steps of a deploy: a node being created or booting has one of these open.
+#: A deploy's steps not ended yet: its create under way, its boot waiting for it (Pending) or under way.
+_UNFINISHED = tuple(UNFINISHED_STEP_STATES)
+#: The steps of a deploy: a node being created or booting has one of these unfinished.
 _DEPLOY_STEPS = (StepKind.CREATE, StepKind.BOOT)
 
 
@@ -44,20 +48,33 @@ def steps_start(*, action_id, node_ids: Iterable, step: str, reason_code: str = 
     )
 
 
-def steps_instance_created(*, node_id, message: str) -> None:
-    """The node's instance exists: its open create steps succeed and a boot step starts on each of their actions."""
-    created = list(
-        ActionStep.objects.filter(node_id=node_id, step=StepKind.CREATE, state=_OPEN).values_list("pk", "action_id")
-    )
-    if not created:
+def steps_start_deploys(*, action_id, node_ids: Iterable) -> None:
+    """New nodes to deploy: a create step starts for each on the action, and its boot step waits (`Pending`) for it,
+    in one INSERT; the deploy step that creates the instance then moves both with one UPDATE."""
+    node_ids = list(node_ids)
+    if action_id is None or not node_ids:
         return
     now = timezone.now()
-    ActionStep.objects.filter(pk__in=[pk for pk, _ in created]).update(
+    ActionStep.objects.bulk_create(step for pk in node_ids for step in deploy_steps(action_id, pk, now))
+
+
+def deploy_steps(action_id, node_id, now) -> list[ActionStep]:
+    """A new node's deploy steps on an action, unsaved: its create under way from `now` and its boot `Pending`."""
+    return [
+        ActionStep(action_id=action_id, node_id=node_id, step=StepKind.CREATE, start_date=now),
+        ActionStep(action_id=action_id, node_id=node_id, step=StepKind.BOOT, state=StepState.PENDING, start_date=None),
+    ]
+
+
+def steps_instance_created(*, node_id, message: str) -> None:
+    """The node's instance exists: its create steps succeed and their boot steps start (two plain UPDATEs by the
+    (node, step, state) index: a fleet's deploy steps spend no more than that on them)."""
+    now = timezone.now()
+    ActionStep.objects.filter(node_id=node_id, step=StepKind.CREATE, state=_OPEN).update(
         state=StepState.SUCCESS, end_date=now, message=message
     )
-    ActionStep.objects.bulk_create(
-        ActionStep(action_id=action_id, node_id=node_id, step=StepKind.BOOT, start_date=now)
-        for action_id in dict.fromkeys(action_id for _, action_id in created)
+    ActionStep.objects.filter(node_id=node_id, step=StepKind.BOOT, state=StepState.PENDING).update(
+        state=_OPEN, start_date=now
     )
 
 
@@ -65,17 +82,23 @@ def steps_booted(*, node_ids: Iterable, message: str = "Deployed") -> None:
     """The nodes are `Deployed`: their open create and boot steps succeed, in one statement for all of them."""
     node_ids = list(node_ids)
     if node_ids:
-        ActionStep.objects.filter(node_id__in=node_ids, step__in=_DEPLOY_STEPS, state=_OPEN).update(
-            state=StepState.SUCCESS, end_date=timezone.now(), message=message
+        now = timezone.now()
+        ActionStep.objects.filter(node_id__in=node_ids, step__in=_DEPLOY_STEPS, state__in=_UNFINISHED).update(
+            state=StepState.SUCCESS, start_date=Coalesce(F("start_date"), Value(now)), end_date=now, message=message
         )
 
 
 def steps_deploy_failed(failures: list[tuple[object, str, str]]) -> None:
-    """Deploys that failed, as (node id, reason code, message): each node's open create or boot step fails, and as
-    the node is cleaned up (it goes `Terminating`) a terminate step starts on the same actions."""
+    """Deploys that failed, as (node id, reason code, message): each node's open create or boot step fails (a boot
+    that had not started is canceled with the same reason), and as the node is cleaned up (it goes `Terminating`) a
+    terminate step starts on the same actions."""
     if not failures:
         return
     why = {node_id: (code, message) for node_id, code, message in failures}
+    for (code, message), node_ids in _grouped(why).items():
+        ActionStep.objects.filter(node_id__in=node_ids, step=StepKind.BOOT, state=StepState.PENDING).update(
+            state=StepState.CANCELED, reason_code=code, message=f"not started: {message}", end_date=timezone.now()
+        )
     failing = list(
         ActionStep.objects.filter(node_id__in=list(why), step__in=_DEPLOY_STEPS, state=_OPEN).values_list(
             "pk", "node_id", "action_id"
@@ -104,12 +127,20 @@ def steps_deploy_failed(failures: list[tuple[object, str, str]]) -> None:
     )
 
 
+def _grouped(why: dict) -> dict:
+    """{(code, message): [node ids]} from {node id: (code, message)}."""
+    groups = defaultdict(list)
+    for node_id, reason in why.items():
+        groups[reason].append(node_id)
+    return groups
+
+
 def steps_abandoned(*, node_ids: Iterable, reason_code: str, message: str) -> None:
     """Deploys the engine stops (their nodes scaled away by a newer action or a cancel): open create and boot steps
     end `Canceled` with the reason, in one statement."""
     node_ids = list(node_ids)
     if node_ids:
-        ActionStep.objects.filter(node_id__in=node_ids, step__in=_DEPLOY_STEPS, state=_OPEN).update(
+        ActionStep.objects.filter(node_id__in=node_ids, step__in=_DEPLOY_STEPS, state__in=_UNFINISHED).update(
             state=StepState.CANCELED, reason_code=reason_code, message=message, end_date=timezone.now()
         )
 

@@ -5,7 +5,7 @@ from unittest import mock
 
 import pytest
 
-from nodeclusters import node_steps, services
+from nodeclusters import node_steps, reconciler, services
 from nodeclusters.choices import ActionState, NodeState, ReasonCode
 from nodeclusters.models import Action, ActionStep, Node
 from providers.errors import QuotaExceeded
@@ -48,6 +48,21 @@ def test_a_deploy_records_a_create_and_a_boot_step_per_node(user, client):
     assert all("steps" not in item and "reason_code" in item for item in listed)
 
 
+def test_a_boot_step_waits_pending_for_its_create_then_runs_until_the_node_is_up(user, client, settings):
+    settings.SIMULATED_BOOT_SECONDS = 3600
+    cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=1))
+    action = Action.objects.get(node_cluster=cluster, action="Node Cluster Deploy")
+    reconciler.reconcile_node_cluster(cluster.uuid)  # the node is planned; its deploy step has not run yet
+    (planned,) = by_node(steps_of(client, action)).values()
+    assert (planned["create"]["state"], planned["boot"]["state"]) == ("In progress", "Pending")
+    assert planned["create"]["start_date"] and planned["boot"]["start_date"] is None
+
+    node_steps.node_deploy_step(cluster.nodes.get().uuid)  # the instance exists and boots
+    (booting,) = by_node(steps_of(client, action)).values()
+    assert (booting["create"]["state"], booting["boot"]["state"]) == ("Success", "In progress")
+    assert booting["boot"]["start_date"] == booting["create"]["end_date"] and booting["boot"]["end_date"] is None
+
+
 def test_a_create_refused_for_quota_fails_the_node_and_the_action_with_quota_exceeded(user, client):
     cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=2))
     refusal = QuotaExceeded("droplet limit of 2 reached; ask DigitalOcean for more")
@@ -66,7 +81,9 @@ def test_a_create_refused_for_quota_fails_the_node_and_the_action_with_quota_exc
         assert steps["create"]["state"] == "Failed" and steps["create"]["reason_code"] == "quota_exceeded"
         assert "droplet limit" in steps["create"]["message"]
         assert steps["terminate"]["state"] == "Success"  # the failed node cleaned up
-        assert "boot" not in steps
+        # The boot never started: it waited (Pending) for the create, and ends Canceled with the create's reason.
+        assert (steps["boot"]["state"], steps["boot"]["reason_code"]) == ("Canceled", "quota_exceeded")
+        assert steps["boot"]["message"].startswith("not started: ") and steps["boot"]["start_date"] is None
 
 
 def test_an_instance_still_booting_at_the_deploy_timeout_fails_with_boot_timeout(user, client, settings):
