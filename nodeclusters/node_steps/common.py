@@ -15,6 +15,7 @@ from django.utils import timezone
 from providers.base import NodeSpec
 from tutum_api.logging import bind_log_context
 
+from ..catalog_rows import with_catalog_rows
 from ..choices import ACTION_OPEN_STATES, NODE_IN_TRANSIT_STATES
 from ..models import Action, ActionLogLine, Node
 from ..selectors import UuidList
@@ -172,11 +173,9 @@ def _lost_lease(node: Node, what: str) -> None:
 
 @functools.cache
 def _loading():
-    """`_load`'s queryset, built once per process: building it (four joins and a subquery) cost more CPU than
-    running it, once per node step of a fleet."""
-    return Node.objects.select_related(
-        "node_cluster", "node_type__alias_of", "region__provider", "availability_zone"
-    ).annotate(log_action_ids=_log_actions())
+    """`_load`'s queryset, built once per process: building it (a join and a subquery) cost more CPU than running
+    it, once per node step of a fleet. The catalog rows come from the process's copy (`catalog_rows`)."""
+    return Node.objects.select_related("node_cluster").annotate(log_action_ids=_log_actions())
 
 
 def _load(node_uuid) -> Node:
@@ -185,7 +184,7 @@ def _load(node_uuid) -> Node:
     It comes with the actions its log lines go to (its own open ones and its cluster's current one if open), so a
     step's logging costs no lookup of its own.
     """
-    node = _loading().get(pk=node_uuid)
+    node = with_catalog_rows(_loading().get(pk=node_uuid))
     if node.node_cluster_id:
         bind_log_context(node_cluster_uuid=node.node_cluster_id, action_uuid=node.node_cluster.current_action_id)
     return node

@@ -71,6 +71,16 @@ def test_a_signature_made_with_another_secret_does_not_verify(user, receiver, pr
     assert receiver.received and not any(received.signature_valid for received in receiver.received)
 
 
+def test_without_a_webhook_the_fan_out_leaves_the_outbox_alone(user):
+    # Beat runs it every WEBHOOK_POLL_INTERVAL: with no webhook it must not sequence a fleet's events each time.
+    factories.make_cluster(user, name="busy")
+    assert Event.objects.filter(sequence__isnull=True).exists()
+
+    assert webhooks_fan_out() == 0
+
+    assert not Event.objects.filter(sequence__isnull=False).exists()
+
+
 def test_fan_out_follows_the_owner_types_and_cursor_and_runs_twice_harmlessly(
     user, other_user, receiver, private_targets
 ):
