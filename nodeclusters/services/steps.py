@@ -1,7 +1,7 @@
 """Per-node steps of actions (an action's `steps`): started where the engine decides on a node's work, ended by the
 node step that does it, in as few statements as the engine already spends.
 
-A step is matched by node, kind and state, never by action: the (node, step, state) index makes ending one a single
+A step is matched by node, kind and state, never by action: the node's index makes ending one a single
 index lookup, and a poll that lands many nodes ends all their boot steps in one UPDATE. Every function here writes in
 the caller's transaction, next to the node rows it describes.
 """
@@ -68,7 +68,7 @@ def deploy_steps(action_id, node_id, now) -> list[ActionStep]:
 
 def steps_instance_created(*, node_id, message: str) -> None:
     """The node's instance exists: its create steps succeed and their boot steps start (two plain UPDATEs by the
-    (node, step, state) index: a fleet's deploy steps spend no more than that on them)."""
+    node's index, changing no indexed column: a fleet's deploy steps spend no more than that on them)."""
     now = timezone.now()
     ActionStep.objects.filter(node_id=node_id, step=StepKind.CREATE, state=_OPEN).update(
         state=StepState.SUCCESS, end_date=now, message=message
