@@ -454,6 +454,9 @@ ENGINE_HEALTH_CHECK_BACKOFF_MAX = env_float("ENGINE_HEALTH_CHECK_BACKOFF_MAX", 3
 # longer than the queue would have made its nodes wait anyway, and a lone cluster's nodes still go one per task.
 ENGINE_DEPLOY_PARALLELISM = env_int("ENGINE_DEPLOY_PARALLELISM", env_int("WORKER_CONCURRENCY", 32))
 ENGINE_DEPLOY_BATCH_MAX = env_int("ENGINE_DEPLOY_BATCH_MAX", 20)
+# How long a worker process keeps the catalog rows its node steps read (names and sizes; nodeclusters.node_steps.
+# catalog_rows) before reading them again; a row it does not know is read at once.
+CATALOG_ROWS_SECONDS = env_float("CATALOG_ROWS_SECONDS", 60.0)
 
 # Signed webhooks (nodeclusters.services.webhooks, webhook_delivery): beat turns new events into deliveries and sends
 # those due every WEBHOOK_POLL_INTERVAL seconds, at most WEBHOOK_DELIVERIES_PER_RUN per task (a full run queues

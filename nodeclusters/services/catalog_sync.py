@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from nodeclusters.catalog import catalog_aliases_load
+from nodeclusters.catalog_rows import catalog_rows_forget
 from nodeclusters.exceptions import InvalidRequest
 from nodeclusters.models import AvailabilityZone, NodeType, Provider, Region
 from providers.base import Catalog, ProviderError
@@ -69,6 +70,7 @@ def catalog_sync(provider_names: list[str] | None = None) -> list[SyncResult]:
         result = catalog_apply(provider=provider, catalog=catalog)
         logger.info("catalog sync: %s", result)
         results.append(result)
+    catalog_rows_forget()  # this process's node steps read the new rows at once (others within CATALOG_ROWS_SECONDS)
     return results
 
 
