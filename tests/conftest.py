@@ -12,6 +12,20 @@ def _no_throttling(settings):
     settings.API_THROTTLE_RATE = ""
 
 
+@pytest.fixture(autouse=True)
+def _engine_memory_cleared():
+    """What the engine remembers per process starts empty in each test (ids are reused after a rollback): the region
+    polls it scheduled, the names of catalog types."""
+    from nodeclusters.catalog_rows import catalog_rows_forget
+    from nodeclusters.node_steps import poll
+
+    poll._polls_due.clear()
+    catalog_rows_forget()  # a rolled-back test's catalog row id can come back with another name
+    yield
+    poll._polls_due.clear()
+    catalog_rows_forget()
+
+
 @pytest.fixture
 def catalog(db):
     """The seeded catalog (migrations load it; transactional tests flush it, so load it again when missing)."""

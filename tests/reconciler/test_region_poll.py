@@ -7,6 +7,7 @@ from unittest import mock
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from nodeclusters import node_steps, reconciler, tasks
@@ -147,7 +148,8 @@ def test_a_cluster_with_nodes_still_booting_waits_for_its_last_one(user, catalog
     assert after[len(before) :] == [(RECONCILE, (str(done.uuid),))]  # not the cluster with a node still booting
     # The region is polled again, once, whatever else asks meanwhile (a deploy step handing over its instance).
     node_steps.schedule_region_poll(done.region_id)
-    schedule.assert_called_once_with("nodeclusters.poll_region", done.region_id, countdown=booting.ENGINE_POLL_INTERVAL)
+    schedule.assert_called_once_with("nodeclusters.poll_region", done.region_id, countdown=mock.ANY)
+    assert booting.ENGINE_POLL_INTERVAL - 1 < schedule.call_args.kwargs["countdown"] <= booting.ENGINE_POLL_INTERVAL
     assert Region.objects.get(pk=done.region_id).next_poll_at is not None
 
 
@@ -240,3 +242,23 @@ def test_a_poll_queued_per_cluster_before_the_upgrade_becomes_its_regions_poll(u
     with mock.patch.object(node_steps.poll, "engine_schedule") as schedule:
         assert tasks.poll_node_cluster(str(cluster.uuid)) == "done"
     schedule.assert_called_once_with("nodeclusters.poll_region", cluster.region_id, countdown=mock.ANY)
+
+
+def test_steps_handing_over_while_this_process_has_a_poll_coming_ask_the_database_nothing(
+    user, booting, django_capture_on_commit_callbacks
+):
+    (cluster,) = booting_clusters(user, 1)
+    Region.objects.filter(pk=cluster.region_id).update(next_poll_at=None)
+    with mock.patch.object(node_steps.poll, "engine_schedule") as schedule:
+        with django_capture_on_commit_callbacks(execute=True):  # as it commits outside a test's transaction
+            node_steps.schedule_region_poll(cluster.region_id)  # claims the region's next poll
+        with CaptureQueriesContext(connection) as queries:
+            for _ in range(50):  # the deploy steps of a fleet handing their instances over meanwhile
+                node_steps.schedule_region_poll(cluster.region_id)
+    schedule.assert_called_once()
+    assert queries.captured_queries == []
+    Region.objects.filter(pk=cluster.region_id).update(next_poll_at=None)  # the poll started; it may be claimed
+    node_steps.poll._polls_due.clear()  # another process, which scheduled nothing itself
+    with mock.patch.object(node_steps.poll, "engine_schedule") as schedule:
+        node_steps.schedule_region_poll(cluster.region_id)
+    schedule.assert_called_once()
