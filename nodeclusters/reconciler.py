@@ -351,7 +351,9 @@ def nodes_to_probe(*, limit: int) -> list:
     due = list(
         Node.objects.filter(state__in=[NodeState.DEPLOYED, NodeState.UNREACHABLE])
         .filter(Q(next_probe_at__isnull=True) | Q(next_probe_at__lte=now))
-        .order_by(F("last_probed_at").asc(nulls_first=True), "pk")
+        # Among nodes probed as long ago (or never), those seen most recently first: a node that stopped
+        # answering waits behind the ones that answer, never the other way round.
+        .order_by(F("last_probed_at").asc(nulls_first=True), F("last_seen").desc(nulls_last=True), "pk")
         .values_list("uuid", flat=True)[:limit]
     )
     if due:
