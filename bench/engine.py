@@ -739,6 +739,12 @@ def fleet_run(env: dict[str, str], *, run: str, layout: tuple[int, int], args) -
     ).aggregate(first=Min("created_at"), last=Max("created_at"))
     if creates["last"] is not None:
         result["creates"] = tuple((creates[end] - started_at).total_seconds() for end in ("first", "last"))
+    result["creates_by_second"] = Counter(
+        int((created - started_at).total_seconds())
+        for created in SimulatedInstance.objects.filter(
+            cluster_uuid__in=[uuid for _, uuid in fleet.clusters], created_at__gte=started_at
+        ).values_list("created_at", flat=True)
+    )
     windows = {"idle_before": idle_before, "burst": burst, "converging": converging, "idle_after": idle_after}
     for name, (start, end) in windows.items():
         result[name], result[f"{name}_errors"] = probe.window(start, end)
@@ -857,6 +863,10 @@ def part_fleet(env: dict[str, str], args) -> bool:
                 )
             for start in range(0, len(cells), 6):
                 print("    " + "   ".join(cells[start : start + 6]))
+            by_second = result["creates_by_second"]
+            print(f"  {result['layout']}: instances created by second of the convergence:")
+            seconds = range(max(by_second, default=-1) + 1)
+            print("    " + " ".join(f"{second}s:{by_second[second]}" for second in seconds))
     print(f"  fleet target: {'on target' if on_target else 'OFF target'}")
     return on_target
 
