@@ -50,7 +50,7 @@ def steps_start(*, action_id, node_ids: Iterable, step: str, reason_code: str = 
 
 def steps_start_deploys(*, action_id, node_ids: Iterable) -> None:
     """New nodes to deploy: a create step starts for each on the action, and its boot step waits (`Pending`) for it,
-    in one INSERT; the deploy step that creates the instance then moves both with one UPDATE."""
+    in one INSERT; the deploy step that creates the instance then moves each on (`steps_instance_created`)."""
     node_ids = list(node_ids)
     if action_id is None or not node_ids:
         return
