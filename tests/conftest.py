@@ -19,10 +19,10 @@ def _engine_memory_cleared():
     from nodeclusters.catalog_rows import catalog_rows_forget
     from nodeclusters.node_steps import poll
 
-    poll._polls_due.clear()
+    poll.region_polls_forget()
     catalog_rows_forget()  # a rolled-back test's catalog row id can come back with another name
     yield
-    poll._polls_due.clear()
+    poll.region_polls_forget()
     catalog_rows_forget()
 
 

@@ -54,6 +54,11 @@ _POLL_MARGIN = 0.25
 _MIN_COUNTDOWN = 0.1
 
 
+def region_polls_forget() -> None:
+    """Take no poll as still to come until one is scheduled again (between tests: ids come back after a rollback)."""
+    _polls_due.clear()
+
+
 def schedule_region_poll(region_id, *, countdown: float | None = None) -> None:
     """Look at the region's booting instances in `countdown` seconds (ENGINE_POLL_INTERVAL by default), unless a
     poll of the region is scheduled.

@@ -153,6 +153,14 @@ def events_last_sequence() -> int:
     return Event.objects.aggregate(last=Max("sequence"))["last"] or 0
 
 
+def events_sequence_all() -> int:
+    """Sequence everything committed so far (in batches); the last sequence."""
+    if events_pending():
+        while events_sequence():
+            pass
+    return events_last_sequence()
+
+
 def events_prune(*, older_than: datetime.timedelta | None = None) -> int:
     """Delete events past the retention window (`STREAM_RETENTION_SECONDS`); returns how many went."""
     window = older_than or datetime.timedelta(seconds=settings.STREAM_RETENTION_SECONDS)

@@ -14,7 +14,7 @@ from nodeclusters.models import Action, NodeCluster, NodeType, Region
 from nodeclusters.wire import uris
 from providers.base import Quota
 
-from .accounts import drivers_remembered
+from .accounts import driver_for_request, drivers_remembered
 from .actions import (
     RequestContext,
     action_blocking_scale,
@@ -298,8 +298,6 @@ def node_cluster_terminate(*, node_cluster_uuid, owner, context: RequestContext)
 @retried_atomic
 def node_cluster_docker_upgrade(*, node_cluster_uuid, owner, context: RequestContext) -> tuple[NodeCluster, Action]:
     """Upgrade the Docker engine on every deployed node of the cluster, where the provider can."""
-    from .accounts import driver_for_request
-
     cluster = lock_cluster(node_cluster_uuid=node_cluster_uuid, owner=owner)
     _check(cluster, NodeClusterOperation.DOCKER_UPGRADE)
     provider_name = cluster.region.provider.name

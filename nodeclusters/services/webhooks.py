@@ -25,7 +25,7 @@ from nodeclusters.selectors import EVENT_FIELDS
 from nodeclusters.wire.grammar import decimal_range_pattern, fullmatch
 
 from .actions import RequestContext, action_record
-from .events import events_last_sequence, events_pending, events_sequence
+from .events import events_sequence_all
 from .locks import lock_webhook, retried_atomic
 from .secrets import secret_encrypt
 
@@ -141,8 +141,7 @@ def webhook_create(*, owner, url: str, types: list[str], context: RequestContext
     secret = secrets.token_hex(32)
     # With no webhook, nobody sequences for webhooks (`webhooks_fan_out`): what committed before this one is
     # sequenced here, so it is history below the cursor.
-    while events_sequence():
-        pass
+    history = events_sequence_all()
     webhook = Webhook.objects.create(
         owner=owner,
         url=url,
@@ -150,7 +149,7 @@ def webhook_create(*, owner, url: str, types: list[str], context: RequestContext
         secret=secret_encrypt(secret),
         # From now on: what is sequenced already is history. Events of this very transaction (its action's) are
         # sequenced after it commits, so they are delivered.
-        cursor=events_last_sequence(),
+        cursor=history,
     )
     action = _action_write(
         owner=owner, name=ActionName.WEBHOOK_CREATE, webhook=webhook, context=context, log=f"Webhook to {url} created"
@@ -224,10 +223,7 @@ def webhooks_fan_out(*, batch: int = 500) -> int:
     """
     if not Webhook.objects.filter(active=True).exists():
         return 0  # nothing to fan out to: sequencing is the stream server's then, not a cost every poll interval
-    if events_pending():
-        while events_sequence():
-            pass
-    last = events_last_sequence()
+    last = events_sequence_all()
     created = 0
     for webhook_pk in Webhook.objects.filter(active=True, cursor__lt=last).values_list("pk", flat=True):
         while True:

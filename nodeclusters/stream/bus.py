@@ -20,7 +20,7 @@ from django.conf import settings
 from nodeclusters.choices import ACTION_FINAL_STATES, EventType
 from nodeclusters.models import ActionLogLine, Event
 from nodeclusters.selectors import EVENT_FIELDS
-from nodeclusters.services.events import events_last_sequence, events_pending, events_sequence, hint_channel
+from nodeclusters.services.events import events_pending, events_sequence, events_sequence_all, hint_channel
 from nodeclusters.wire.dates import format_rfc2822
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class EventBus:
         self._wake = asyncio.Event()
         if self.position is None:
             # Live from here: what committed before this server started is history, for clients resuming by cursor.
-            self.position = await database_sync_to_async(_sequence_all)()
+            self.position = await database_sync_to_async(events_sequence_all)()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run(), name="event-bus")]
         if settings.STREAM_REDIS_URL:
@@ -265,13 +265,6 @@ class EventBus:
             finally:
                 with contextlib.suppress(Exception):
                     await client.aclose()
-
-
-def _sequence_all() -> int:
-    """Sequence everything committed so far; the last sequence."""
-    while events_sequence():
-        pass
-    return events_last_sequence()
 
 
 _bus: EventBus | None = None

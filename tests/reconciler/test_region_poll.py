@@ -258,7 +258,7 @@ def test_steps_handing_over_while_this_process_has_a_poll_coming_ask_the_databas
     schedule.assert_called_once()
     assert queries.captured_queries == []
     Region.objects.filter(pk=cluster.region_id).update(next_poll_at=None)  # the poll started; it may be claimed
-    node_steps.poll._polls_due.clear()  # another process, which scheduled nothing itself
+    node_steps.poll.region_polls_forget()  # another process, which scheduled nothing itself
     with mock.patch.object(node_steps.poll, "engine_schedule") as schedule:
         node_steps.schedule_region_poll(cluster.region_id)
     schedule.assert_called_once()
