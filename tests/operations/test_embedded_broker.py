@@ -166,9 +166,18 @@ def test_concurrent_publishers_in_several_processes_never_produce_a_decode_error
     assert _rows(database, "SELECT count(*) FROM kombu_message") == [(0,)]
 
 
-def _worker(stack: RunStack) -> psutil.Process:
+def _workers(stack: RunStack) -> list[psutil.Process]:
+    """The Celery worker processes: the children of runstack's `manage.py worker` (WORKER_PROCESSES of them)."""
     children = psutil.Process(stack.process.pid).children()
-    return next(child for child in children if "worker" in child.cmdline())
+    supervisor = next(child for child in children if "worker" in child.cmdline())
+    workers = [child for child in supervisor.children() if "celery" in child.cmdline()]
+    assert workers, "manage.py worker should have started its Celery workers"
+    return sorted(workers, key=lambda worker: worker.pid)
+
+
+def _signal_all(processes: list[psutil.Process], signum: int) -> None:
+    for process in processes:
+        process.send_signal(signum)
 
 
 def _unlocked(database: Path) -> bool:
@@ -200,17 +209,17 @@ def test_a_corrupted_message_does_not_stop_a_real_worker_and_the_sweep_converges
 def _corrupt_a_scale_and_watch_it_converge(stack: RunStack, client: StackClient) -> None:
     uuid = client.create_cluster("corrupted", 2)
     assert wait_converged(client, stack.var_dir, live=[uuid], terminated=[], timeout=60) == []
-    worker = _worker(stack)
+    workers = _workers(stack)
     broker = stack.var_dir / "broker.sqlite3"
-    # Pause the worker (holding no lock on either database) so the scale's message waits in the table.
+    # Pause every worker (none holding a lock on either database) so the scale's message waits in the table.
     for _ in range(20):
-        worker.send_signal(signal.SIGSTOP)
+        _signal_all(workers, signal.SIGSTOP)
         if _unlocked(broker) and _unlocked(stack.var_dir / "db.sqlite3"):
             break
-        worker.send_signal(signal.SIGCONT)
+        _signal_all(workers, signal.SIGCONT)
         time.sleep(0.3)
     else:
-        pytest.fail("the worker always held a database lock")
+        pytest.fail("a worker always held a database lock")
     try:
         assert client.scale(uuid, 4).status_code == 202
         reconcile = [
@@ -226,7 +235,7 @@ def _corrupt_a_scale_and_watch_it_converge(stack: RunStack, client: StackClient)
         connection.close()
         empty_id = _insert_raw(broker, "celery", b"")
     finally:
-        worker.send_signal(signal.SIGCONT)
+        _signal_all(workers, signal.SIGCONT)
     wait_for_output(stack, rf"message row {empty_id} of queue celery cannot be decoded", timeout=30)
     aside = {row[0] for row in _rows(broker, "SELECT message_id FROM kombu_message_undecodable")}
     assert set(reconcile) | {empty_id} <= aside
@@ -234,7 +243,6 @@ def _corrupt_a_scale_and_watch_it_converge(stack: RunStack, client: StackClient)
     assert wait_converged(client, stack.var_dir, live=[uuid], terminated=[], timeout=90) == []
     assert client.cluster(uuid)["current_num_nodes"] == 4
     assert instance_problems(stack.var_dir / "db.sqlite3") == []
-    # The same worker process did all of it.
-    assert worker.is_running()
-    assert worker.status() != psutil.STATUS_ZOMBIE
-    assert _worker(stack).pid == worker.pid
+    # The same worker processes did all of it: none exited and was restarted.
+    assert all(worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE for worker in workers)
+    assert [worker.pid for worker in _workers(stack)] == [worker.pid for worker in workers]
