@@ -83,7 +83,7 @@ def node_health_step(node_uuid, action_uuid=None) -> Step:
         ended = None
         if action_uuid:
             ended = (
-                Action.objects.select_for_update(of=("self",))
+                Action.objects.select_for_update(of=("self",), no_key=True)
                 .filter(pk=action_uuid, state__in=ACTION_OPEN_STATES)
                 .first()
             )

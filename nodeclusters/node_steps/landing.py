@@ -42,7 +42,7 @@ def _nodes_deployed(
     fence = {"lease_token": token} if token is not None else {}
     with transaction.atomic():
         locked = (
-            Node.objects.select_for_update(skip_locked=True, of=("self",))
+            Node.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .filter(pk__in=instances, state=NodeState.DEPLOYING, **fence)
             .order_by("pk")
             .values_list("pk", "instance_id")
@@ -129,7 +129,7 @@ def _nodes_failed(failures: list[tuple[Node, str, str]]) -> tuple[set, list]:
         return set(), []
     with transaction.atomic():
         locked = dict(
-            Node.objects.select_for_update(skip_locked=True, of=("self",))
+            Node.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .filter(pk__in=[node.pk for node, _, _ in failures], state=NodeState.DEPLOYING)
             .order_by("pk")
             .values_list("pk", "instance_id")

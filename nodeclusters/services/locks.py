@@ -3,8 +3,13 @@
 The lock order is: a node cluster, then its actions and nodes. Every service and the reconciler take their row
 locks through the helpers below, which read the cluster's id without locking anything and lock the cluster first;
 a transaction that locked an action or a node before its cluster could wait on a writer that holds the cluster and
-wants that row, and PostgreSQL would answer one of them with a deadlock. Node steps lock no cluster: they hold at
-most one node row and then that node's own actions, and never wait for a cluster while holding them.
+wants that row, and PostgreSQL would answer one of them with a deadlock. Node steps lock no cluster: they hold
+node rows (one, or a batch of one cluster's nodes in uuid order) and then those nodes' own actions and steps, and
+never wait for a cluster while holding them.
+
+Every row lock here is `FOR NO KEY UPDATE` (`no_key=True`): no writer changes a primary key, and a plain `FOR
+UPDATE` would also block the foreign-key checks of rows inserted meanwhile (a log line on a locked action, a step of
+a locked node), turning a node step that logs while it holds its node into one side of a deadlock.
 """
 
 import functools
@@ -76,7 +81,7 @@ def lock_cluster(*, node_cluster_uuid, owner=None, select_related=("region__prov
 
     Only the static catalog is joined: rows joined into a locking query are not re-read after the wait.
     """
-    clusters = NodeCluster.objects.select_for_update(of=("self",)).select_related(*select_related)
+    clusters = NodeCluster.objects.select_for_update(of=("self",), no_key=True).select_related(*select_related)
     if owner is not None:
         clusters = clusters.filter(owner=owner)
     try:
@@ -97,8 +102,8 @@ def lock_cluster_for_action(*, action_uuid, owner) -> tuple[Action, NodeCluster 
     cluster_id = found[0]
     cluster = None
     if cluster_id is not None:
-        cluster = NodeCluster.objects.select_for_update(of=("self",)).get(pk=cluster_id)
-    action = Action.objects.select_for_update(of=("self",)).get(uuid=action_uuid, owner=owner)
+        cluster = NodeCluster.objects.select_for_update(of=("self",), no_key=True).get(pk=cluster_id)
+    action = Action.objects.select_for_update(of=("self",), no_key=True).get(uuid=action_uuid, owner=owner)
     return action, cluster
 
 
@@ -110,10 +115,10 @@ def lock_node(*, node_uuid, owner) -> tuple[Node, NodeCluster | None]:
     cluster_id = found[0]
     cluster = None
     if cluster_id is not None:
-        cluster = NodeCluster.objects.select_for_update(of=("self",)).get(pk=cluster_id)
+        cluster = NodeCluster.objects.select_for_update(of=("self",), no_key=True).get(pk=cluster_id)
     try:
         node = (
-            Node.objects.select_for_update(of=("self",))
+            Node.objects.select_for_update(of=("self",), no_key=True)
             .select_related("region__provider")
             .get(uuid=node_uuid, owner=owner)
         )
@@ -125,13 +130,13 @@ def lock_node(*, node_uuid, owner) -> tuple[Node, NodeCluster | None]:
 def lock_cluster_actions(cluster: NodeCluster, *conditions, **filters) -> list[Action]:
     """Row-lock actions of a cluster the caller has locked already (see `lock_cluster`), in a stable order."""
     actions = Action.objects.filter(*conditions, node_cluster=cluster, **filters).order_by("pk")
-    return list(actions.select_for_update(of=("self",)))
+    return list(actions.select_for_update(of=("self",), no_key=True))
 
 
 def lock_cluster_nodes(cluster: NodeCluster, *conditions, **filters) -> list[Node]:
     """Row-lock nodes of a cluster the caller has locked already (see `lock_cluster`), in a stable order."""
     nodes = Node.objects.filter(*conditions, node_cluster=cluster, **filters).order_by("pk")
-    return list(nodes.select_for_update(of=("self",)).only("uuid", "owner", "node_cluster", "state"))
+    return list(nodes.select_for_update(of=("self",), no_key=True).only("uuid", "owner", "node_cluster", "state"))
 
 
 # Webhooks are locked on their own: no transaction holds a webhook's row (or a delivery's) with a cluster's.
@@ -140,9 +145,11 @@ def lock_cluster_nodes(cluster: NodeCluster, *conditions, **filters) -> list[Nod
 def lock_webhook(*, skip_locked: bool = False, **filters) -> Webhook | None:
     """The one webhook matching `filters`, row-locked (None if there is none, or another holds it and
     `skip_locked`)."""
-    return Webhook.objects.select_for_update(skip_locked=skip_locked, of=("self",)).filter(**filters).first()
+    return (
+        Webhook.objects.select_for_update(skip_locked=skip_locked, of=("self",), no_key=True).filter(**filters).first()
+    )
 
 
 def lock_deliveries(deliveries: QuerySet) -> QuerySet:
     """Deliveries row-locked in the order given, skipping those another worker holds."""
-    return deliveries.select_for_update(skip_locked=True, of=("self",))
+    return deliveries.select_for_update(skip_locked=True, of=("self",), no_key=True)
