@@ -91,22 +91,19 @@ def deploy_node(self, node_uuid: str, transient_attempt: int = 0) -> str:
 
 @shared_task(name="nodeclusters.deploy_nodes", **_NODE_STEP)
 def deploy_nodes(self, *node_uuids: str) -> dict:
-    """The deploy steps of several nodes one after the other (a reconcile batches them when many nodes wait across
-    the fleet): each node's step exactly as `deploy_node` runs it; one the provider answered with a transient error
+    """The deploy steps of several nodes of one cluster (a reconcile batches them when many nodes wait across the
+    fleet), as `node_steps.nodes_deploy_step` runs them together; one the provider answered with a transient error
     is retried on its own, with backoff, as a `deploy_node` task."""
     outcomes = Counter()
-    with drivers_remembered():  # the batch's nodes are one cluster's: one owner, one account to look up
-        for node_uuid in node_uuids:
-            with log_context(node_uuid=node_uuid):
-                outcome = node_steps.node_deploy_step(node_uuid)
-            if outcome.outcome is node_steps.Outcome.TRANSIENT:
-                countdown = get_exponential_backoff_interval(
-                    factor=1, retries=0, maximum=settings.ENGINE_RETRY_BACKOFF_MAX, full_jitter=True
-                )
-                deploy_node.apply_async(
-                    args=(node_uuid,), kwargs={"transient_attempt": 1}, countdown=max(countdown, 0.5)
-                )
-            outcomes[outcome.outcome.value] += 1
+    with drivers_remembered(), log_context():  # one cluster's nodes: one owner, one account to look up
+        steps = node_steps.nodes_deploy_step(node_uuids)
+    for node_uuid, step in steps.items():
+        if step.outcome is node_steps.Outcome.TRANSIENT:
+            countdown = get_exponential_backoff_interval(
+                factor=1, retries=0, maximum=settings.ENGINE_RETRY_BACKOFF_MAX, full_jitter=True
+            )
+            deploy_node.apply_async(args=(node_uuid,), kwargs={"transient_attempt": 1}, countdown=max(countdown, 0.5))
+        outcomes[step.outcome.value] += 1
     return dict(outcomes)
 
 

@@ -12,7 +12,7 @@ Celery tasks that call them.
 """
 
 from .common import Outcome, Step, node_log, nodes_log
-from .deploy import node_deploy_step, node_give_up, node_strays_step
+from .deploy import node_deploy_step, node_give_up, node_strays_step, nodes_deploy_step
 from .health import node_health_step, probe_delay
 from .poll import region_poll_step, schedule_region_poll
 from .terminate import node_terminate_step
@@ -28,6 +28,7 @@ __all__ = [
     "node_strays_step",
     "node_terminate_step",
     "node_upgrade_step",
+    "nodes_deploy_step",
     "nodes_log",
     "probe_delay",
     "region_poll_step",

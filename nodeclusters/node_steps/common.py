@@ -56,8 +56,42 @@ def _claim(node_uuid, states, **also_set) -> str | None:
     return token if claimed else None
 
 
+def _claim_many(node_uuids, states, **also_set) -> str | None:
+    """`_claim` for several nodes in one UPDATE, under one token: the token if it took any (`_load_claimed` loads
+    them). Each node's lease is its own all the same: another task's claim of one takes that one alone."""
+    token = uuid_module.uuid4().hex
+    now = timezone.now()
+    claimed = (
+        Node.objects.filter(pk__in=list(node_uuids), state__in=states)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            lease_token=token,
+            lease_until=now + datetime.timedelta(seconds=settings.ENGINE_LEASE_SECONDS),
+            engine_touched_at=now,
+            **also_set,
+        )
+    )
+    return token if claimed else None
+
+
+def _renew_many(node_uuids, token: str) -> set:
+    """Extend the lease of those of the nodes this step still holds by another ENGINE_LEASE_SECONDS: their ids."""
+    node_uuids = list(node_uuids)
+    until = timezone.now() + datetime.timedelta(seconds=settings.ENGINE_LEASE_SECONDS)
+    renewed = Node.objects.filter(pk__in=node_uuids, lease_token=token).update(lease_until=until)
+    if renewed == len(node_uuids):
+        return set(node_uuids)
+    return set(Node.objects.filter(pk__in=node_uuids, lease_token=token).values_list("pk", flat=True))
+
+
 def _release(node_uuid, token: str) -> None:
     Node.objects.filter(pk=node_uuid, lease_token=token).update(lease_token="", lease_until=None)
+
+
+def _release_many(node_uuids, token: str) -> None:
+    node_uuids = list(node_uuids)
+    if node_uuids:
+        Node.objects.filter(pk__in=node_uuids, lease_token=token).update(lease_token="", lease_until=None)
 
 
 def _holding(node_pk, token: str) -> bool:
@@ -66,7 +100,7 @@ def _holding(node_pk, token: str) -> bool:
     The node's row stays locked, and a claim is an UPDATE of that row, so no other task can take the lease
     between this check and the writes that follow it in the same transaction.
     """
-    return Node.objects.select_for_update(of=("self",)).filter(pk=node_pk, lease_token=token).exists()
+    return Node.objects.select_for_update(of=("self",), no_key=True).filter(pk=node_pk, lease_token=token).exists()
 
 
 def _not_claimed(node_uuid, states) -> Step:
@@ -122,8 +156,12 @@ def node_log(node: Node, message: str) -> None:
 
 
 def nodes_log(lines: list[tuple[Node, str]]) -> None:
-    """A line for each of many nodes, as `node_log` writes it, with one lookup and one insert for all of them."""
-    targets = _log_targets([node for node, _ in lines])
+    """A line for each of many nodes, as `node_log` writes it, with one lookup and one insert for all of them (no
+    lookup for nodes from `_load`, which carry their log's actions)."""
+    targets = {node.pk: node.log_action_ids for node, _ in lines if hasattr(node, "log_action_ids")}
+    missing = [node for node, _ in lines if node.pk not in targets]
+    if missing:
+        targets.update(_log_targets(missing))
     rows = []
     for node, message in lines:
         line = _log_line(node, message)
@@ -138,7 +176,7 @@ def _end_node_actions(node: Node, *, state: str, reason_code: str = "") -> list:
     Called with the node's row locked (a node step's fenced write): a node, then its own actions.
     """
     open_actions = list(
-        Action.objects.select_for_update(of=("self",))
+        Action.objects.select_for_update(of=("self",), no_key=True)
         .filter(node_id=node.pk, state__in=ACTION_OPEN_STATES)
         .order_by("pk")
         .only("uuid", "owner", "object_uri")
@@ -188,6 +226,16 @@ def _load(node_uuid) -> Node:
     if node.node_cluster_id:
         bind_log_context(node_cluster_uuid=node.node_cluster_id, action_uuid=node.node_cluster.current_action_id)
     return node
+
+
+def _load_claimed(node_uuids, token: str) -> list[Node]:
+    """`_load` for the nodes of one cluster that `_claim_many` took with `token`, in one query, in the given order."""
+    loaded = {node.pk: node for node in _loading().filter(pk__in=list(node_uuids), lease_token=token)}
+    nodes = [with_catalog_rows(loaded[pk]) for pk in node_uuids if pk in loaded]
+    if nodes and nodes[0].node_cluster_id:
+        cluster = nodes[0].node_cluster
+        bind_log_context(node_cluster_uuid=cluster.pk, action_uuid=cluster.current_action_id)
+    return nodes
 
 
 def _spec(node: Node) -> NodeSpec:

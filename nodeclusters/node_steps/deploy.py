@@ -2,9 +2,12 @@
 it already runs), and settle the instances a step made after losing its lease (strays)."""
 
 import logging
+import time
+import uuid as uuid_module
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, PositiveSmallIntegerField, When
+from django.db.models import Case, CharField, F, PositiveSmallIntegerField, Value, When
 
 from providers.base import InstanceState, PermanentProviderError, TransientProviderError
 
@@ -13,19 +16,25 @@ from ..models import Node
 from ..services.accounts import driver_for
 from ..services.actions import engine_schedule
 from ..services.events import event_record, node_event
-from ..services.steps import reason_code_of, steps_instance_created
+from ..services.locks import retried_atomic
+from ..services.steps import reason_code_of, steps_instance_created, steps_instances_created
 from .common import (
     NodeLog,
     Outcome,
     Step,
     _claim,
+    _claim_many,
     _holding,
     _load,
+    _load_claimed,
     _lost_lease,
     _not_claimed,
     _release,
+    _release_many,
+    _renew_many,
     _spec,
     node_log,
+    nodes_log,
 )
 from .landing import TIMEOUT_TEXT, _node_failed, _nodes_deployed, _timed_out
 from .poll import schedule_region_poll
@@ -41,21 +50,13 @@ def node_deploy_step(node_uuid) -> Step:
     the lease released and its log line, when it is booting as it almost always is.
     """
     with transaction.atomic():
-        token = _claim(
-            node_uuid,
-            [NodeState.DEPLOYING],
-            attempts=Case(
-                When(instance_id="", then=F("attempts") + 1),
-                default=F("attempts"),
-                output_field=PositiveSmallIntegerField(),
-            ),
-        )
+        token = _claim(node_uuid, [NodeState.DEPLOYING], attempts=_ATTEMPT)
         if token is not None:
             node = _load(node_uuid)
             log = NodeLog(node)
             # An earlier attempt may have created the instance and died before recording its id; it carries the
             # node's tag. The first attempt has no such instance to find, and saves a provider call per node.
-            first_attempt = not node.instance_id and node.attempts <= 1
+            first_attempt = _first_attempt(node)
             if first_attempt:
                 log(_creating(node))
     if token is None:
@@ -73,7 +74,7 @@ def node_deploy_step(node_uuid) -> Step:
                 instance = driver.create_node(_spec(node))
             # Booting, as a fresh instance almost always is: the region's poll watches it from here, so the lease
             # goes with the same statement that records the instance.
-            hand_over = not instance.is_gone and instance.state != InstanceState.RUNNING and not _timed_out(node)
+            hand_over = _handed_over(node, instance)
             release = {"lease_token": "", "lease_until": None} if hand_over else {}
             # Fenced: a create can outlive the lease, and another task may have claimed the node meanwhile (and
             # made or adopted an instance of its own). Never overwrite; hand the instance over instead.
@@ -82,11 +83,7 @@ def node_deploy_step(node_uuid) -> Step:
                     instance_id=instance.instance_id, **release
                 )
                 if recorded:
-                    message = (
-                        f"instance {instance.instance_id} created ({instance.state})"
-                        if created
-                        else f"found instance {instance.instance_id} made by an earlier attempt; adopting it"
-                    )
+                    message = _made(instance, created=created)
                     log(message)
                     steps_instance_created(node_id=node.pk, message=message)
             if not recorded:
@@ -99,21 +96,7 @@ def node_deploy_step(node_uuid) -> Step:
                 return Step(Outcome.WAITING)
         else:
             instance = driver.get_node(instance_id=node.instance_id, region=region)
-        if instance is None or instance.is_gone:
-            reason = f"instance {node.instance_id} disappeared while deploying"
-            _node_failed(node, reason, reason_code=ReasonCode.INSTANCE_GONE, token=token)
-            return Step(Outcome.DONE)
-        if instance.state == InstanceState.RUNNING:
-            if _nodes_deployed([(node, instance)], token=token)[1]:
-                schedule_region_poll(node.region_id)  # its row was busy (or taken): the poll lands it
-                return Step(Outcome.WAITING)
-            return Step(Outcome.DONE)
-        if _timed_out(node):
-            reason = f"instance {instance.instance_id} still {instance.state} after {TIMEOUT_TEXT}"
-            _node_failed(node, reason, reason_code=ReasonCode.BOOT_TIMEOUT, token=token)
-            return Step(Outcome.DONE)
-        schedule_region_poll(node.region_id)
-        return Step(Outcome.WAITING)
+        return _instance_observed(node, instance, token)
     except TransientProviderError as error:
         log(f"transient provider error: {error}")
         return Step(Outcome.TRANSIENT, str(error), reason_code_of(error.reason_code))
@@ -123,6 +106,194 @@ def node_deploy_step(node_uuid) -> Step:
     finally:
         if not released:
             _release(node_uuid, token)
+
+
+#: A deploy attempt that may create an instance (the node has none recorded) counts itself as the step claims it.
+_ATTEMPT = Case(
+    When(instance_id="", then=F("attempts") + 1),
+    default=F("attempts"),
+    output_field=PositiveSmallIntegerField(),
+)
+
+
+def _first_attempt(node: Node) -> bool:
+    return not node.instance_id and node.attempts <= 1
+
+
+def _handed_over(node: Node, instance) -> bool:
+    """Whether the region's poll watches the instance from here: it is booting (not gone, not running yet) and the
+    node has time left to boot."""
+    return not instance.is_gone and instance.state != InstanceState.RUNNING and not _timed_out(node)
+
+
+def _made(instance, *, created: bool) -> str:
+    if created:
+        return f"instance {instance.instance_id} created ({instance.state})"
+    return f"found instance {instance.instance_id} made by an earlier attempt; adopting it"
+
+
+def _instance_observed(node: Node, instance, token: str) -> Step:
+    """The node's recorded instance as the provider describes it, the step holding the node's lease: the node
+    fails if it is gone or took too long, lands if it runs; otherwise the region's poll watches it."""
+    if instance is None or instance.is_gone:
+        reason = f"instance {node.instance_id} disappeared while deploying"
+        _node_failed(node, reason, reason_code=ReasonCode.INSTANCE_GONE, token=token)
+        return Step(Outcome.DONE)
+    if instance.state == InstanceState.RUNNING:
+        if _nodes_deployed([(node, instance)], token=token)[1]:
+            schedule_region_poll(node.region_id)  # its row was busy (or taken): the poll lands it
+            return Step(Outcome.WAITING)
+        return Step(Outcome.DONE)
+    if _timed_out(node):
+        reason = f"instance {instance.instance_id} still {instance.state} after {TIMEOUT_TEXT}"
+        _node_failed(node, reason, reason_code=ReasonCode.BOOT_TIMEOUT, token=token)
+        return Step(Outcome.DONE)
+    schedule_region_poll(node.region_id)
+    return Step(Outcome.WAITING)
+
+
+#: How long a batch of deploy steps keeps instances it made before recording them (it records the rest at its
+#: end): against a real cloud, whose creates take a second or more, each is recorded as soon as it exists.
+RECORD_AFTER_SECONDS = 1.0
+
+
+def nodes_deploy_step(node_uuids) -> dict:
+    """The deploy steps of several nodes of one cluster, each as `node_deploy_step` runs it, in a few statements for
+    all of them: {node uuid: Step}.
+
+    The nodes' leases are claimed together (one token; another task's claim of a node takes that node alone) with
+    their first log lines, the instances are created one after the other, and those booting are recorded and handed
+    to their region's poll together, fenced as ever: a node whose lease was taken meanwhile records nothing and its
+    instance goes to the engine to adopt or destroy. A node that is not on its first attempt (an earlier one may
+    have made its instance) gets its own `node_deploy_step`, and so does anything but a booting instance after its
+    create. The leases are renewed while the batch still has creates to make a third of a lease after its claim.
+    """
+    uuids = [uuid_module.UUID(str(pk)) for pk in dict.fromkeys(node_uuids)]
+    token, nodes = _batch_claimed(uuids)
+    first = [node for node in nodes if _first_attempt(node)]
+    claimed_at = time.monotonic()
+    steps = _not_claimed_many([pk for pk in uuids if pk not in {node.pk for node in nodes}])
+    later = [node.pk for node in nodes if not _first_attempt(node)]
+    _release_many(later, token)
+    steps.update((pk, node_deploy_step(pk)) for pk in later)
+    held = {node.pk for node in first}  # the nodes this step holds the lease of, until it hands it over
+    made = []  # (node, instance) created, booting, to record
+    recorded_at = time.monotonic()
+    try:
+        for node in first:
+            if time.monotonic() - claimed_at > settings.ENGINE_LEASE_SECONDS / 3:
+                held &= _renew_many(held, token)
+                claimed_at = time.monotonic()
+            if node.pk not in held:
+                steps[node.pk] = _not_claimed(node.pk, [NodeState.DEPLOYING])
+                continue
+            try:
+                driver = driver_for(owner=node.owner_id, provider_name=node.region.provider.name)
+                instance = driver.create_node(_spec(node))
+            except TransientProviderError as error:
+                node_log(node, f"transient provider error: {error}")
+                steps[node.pk] = Step(Outcome.TRANSIENT, str(error), reason_code_of(error.reason_code))
+                continue
+            except PermanentProviderError as error:
+                _node_failed(node, str(error), reason_code=reason_code_of(error.reason_code), token=token)
+                steps[node.pk] = Step(Outcome.DONE)
+                continue
+            if _handed_over(node, instance):
+                made.append((node, instance))
+            else:
+                steps[node.pk] = _instance_kept(node, instance, token)
+            if made and time.monotonic() - recorded_at > RECORD_AFTER_SECONDS:
+                steps.update(_instances_recorded(made, token))
+                held -= {node.pk for node, _ in made}
+                made, recorded_at = [], time.monotonic()
+        steps.update(_instances_recorded(made, token))
+        held -= {node.pk for node, _ in made}
+    finally:
+        _release_many(held, token)
+    return {str(pk): step for pk, step in steps.items()}
+
+
+@retried_atomic
+def _batch_claimed(uuids: list) -> tuple[str | None, list[Node]]:
+    """Claim the nodes' leases together, load the nodes claimed and log the first line of those on a first
+    attempt, in one transaction (run again if it loses a deadlock): the token and the nodes."""
+    token = _claim_many(uuids, [NodeState.DEPLOYING], attempts=_ATTEMPT)
+    nodes = _load_claimed(uuids, token) if token is not None else []
+    nodes_log([(node, _creating(node)) for node in nodes if _first_attempt(node)])
+    return token, nodes
+
+
+def _not_claimed_many(node_uuids) -> dict:
+    """`_not_claimed` for several nodes, in one query."""
+    if not node_uuids:
+        return {}
+    waiting = set(Node.objects.filter(pk__in=node_uuids, state=NodeState.DEPLOYING).values_list("pk", flat=True))
+    return {pk: Step(Outcome.BUSY if pk in waiting else Outcome.DONE) for pk in node_uuids}
+
+
+def _instance_kept(node: Node, instance, token: str) -> Step:
+    """A batch's instance that is not booting (running already, gone, or the node out of time): recorded alone,
+    fenced, then treated as `node_deploy_step` treats it."""
+    with transaction.atomic():
+        recorded = Node.objects.filter(pk=node.pk, lease_token=token, instance_id="").update(
+            instance_id=instance.instance_id
+        )
+        if recorded:
+            message = _made(instance, created=True)
+            node_log(node, message)
+            steps_instance_created(node_id=node.pk, message=message)
+    if not recorded:
+        _instance_orphaned(node, instance.instance_id, created=True)
+        return Step(Outcome.DONE)
+    node.instance_id = instance.instance_id
+    return _instance_observed(node, instance, token)
+
+
+def _instances_recorded(made: list, token: str) -> dict:
+    """Record booting instances a batch created and hand them to their regions' polls, releasing the nodes' leases:
+    {node id: Step}. Fenced: an instance whose node another task claimed meanwhile is handed over to be adopted or
+    destroyed."""
+    if not made:
+        return {}
+    holding = _made_recorded(made, token)
+    steps = {}
+    for node, instance in made:
+        if node.pk in holding:
+            node.instance_id = instance.instance_id
+            steps[node.pk] = Step(Outcome.WAITING)
+        else:
+            _instance_orphaned(node, instance.instance_id, created=True)
+            steps[node.pk] = Step(Outcome.DONE)
+    for region_id in {node.region_id for node, _ in made if node.pk in holding}:
+        schedule_region_poll(region_id)
+    return steps
+
+
+@retried_atomic
+def _made_recorded(made: list, token: str) -> set:
+    """In one transaction: lock the rows of the nodes the step still holds (in uuid order), record their instances,
+    release their leases, log each and move their steps on; the ids of those nodes."""
+    holding = set(
+        Node.objects.select_for_update(of=("self",), no_key=True)
+        .filter(pk__in=[node.pk for node, _ in made], lease_token=token, instance_id="")
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    recorded = [(node, instance) for node, instance in made if node.pk in holding]
+    if recorded:
+        Node.objects.filter(pk__in=holding).update(
+            instance_id=Case(
+                *(When(pk=node.pk, then=Value(instance.instance_id)) for node, instance in recorded),
+                default=F("instance_id"),
+                output_field=CharField(),
+            ),
+            lease_token="",
+            lease_until=None,
+        )
+        messages = {node.pk: _made(instance, created=True) for node, instance in recorded}
+        nodes_log([(node, messages[node.pk]) for node, _ in recorded])
+        steps_instances_created(messages)
+    return holding
 
 
 def _creating(node: Node) -> str:
@@ -143,7 +314,7 @@ def _instance_orphaned(node: Node, instance_id: str, *, created: bool) -> None:
         return
     with transaction.atomic():
         current = (
-            Node.objects.select_for_update(of=("self",))
+            Node.objects.select_for_update(of=("self",), no_key=True)
             .filter(pk=node.pk)
             .values_list("instance_id", "stray_instance_ids")
             .first()

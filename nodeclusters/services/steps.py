@@ -9,7 +9,7 @@ the caller's transaction, next to the node rows it describes.
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from django.db.models import F, Value
+from django.db.models import Case, F, TextField, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -67,15 +67,31 @@ def deploy_steps(action_id, node_id, now) -> list[ActionStep]:
 
 
 def steps_instance_created(*, node_id, message: str) -> None:
-    """The node's instance exists: its create steps succeed and their boot steps start (two plain UPDATEs by the
-    node's index, changing no indexed column: a fleet's deploy steps spend no more than that on them)."""
+    """The node's instance exists: its create steps succeed and their boot steps start."""
+    steps_instances_created({node_id: message})
+
+
+def steps_instances_created(messages: dict) -> None:
+    """The nodes' instances exist ({node id: message}): their create steps succeed (each with its node's message)
+    and their boot steps start, in two plain UPDATEs for all of them by the node's index, changing no indexed
+    column: a fleet's deploy steps spend no more than that on them."""
+    if not messages:
+        return
     now = timezone.now()
-    ActionStep.objects.filter(node_id=node_id, step=StepKind.CREATE, state=_OPEN).update(
+    if len(messages) == 1:
+        node_id, message = next(iter(messages.items()))
+        nodes = {"node_id": node_id}
+    else:
+        message = Case(
+            *(When(node_id=pk, then=Value(text)) for pk, text in messages.items()),
+            default=F("message"),
+            output_field=TextField(),
+        )
+        nodes = {"node_id__in": list(messages)}
+    ActionStep.objects.filter(step=StepKind.CREATE, state=_OPEN, **nodes).update(
         state=StepState.SUCCESS, end_date=now, message=message
     )
-    ActionStep.objects.filter(node_id=node_id, step=StepKind.BOOT, state=StepState.PENDING).update(
-        state=_OPEN, start_date=now
-    )
+    ActionStep.objects.filter(step=StepKind.BOOT, state=StepState.PENDING, **nodes).update(state=_OPEN, start_date=now)
 
 
 def steps_booted(*, node_ids: Iterable, message: str = "Deployed") -> None:

@@ -15,6 +15,7 @@ from nodeclusters.choices import ActionState, NodeClusterState, NodeState
 from nodeclusters.models import Action, Event, Node
 from nodeclusters.services import actions as action_services
 from providers import registry
+from providers.base import InstanceState
 from tests import factories
 from tests.support.clouds import TwinningCloud
 
@@ -196,3 +197,53 @@ def test_a_terminate_that_lost_its_lease_leaves_the_node_to_the_new_holder(user,
     node_steps.node_terminate_step(node.uuid)
     node.refresh_from_db()
     assert node.state == NodeState.TERMINATED and cloud.live() == []
+
+
+def deploying_batch(user, cloud, nodes: int) -> list[Node]:
+    """A cluster's nodes planned for a batch of deploy steps, on a cloud whose fresh instances are booting."""
+    cloud.create_state = InstanceState.PENDING
+    cluster = factories.deploy(factories.make_cluster(user, target_num_nodes=nodes))
+    reconciler.reconcile_node_cluster(cluster.uuid)
+    return sorted(cluster.nodes.all(), key=lambda node: str(node.uuid))
+
+
+def test_a_batch_create_that_outlives_its_lease_is_destroyed_when_the_next_step_made_its_own(
+    user, catalog, cloud, enqueued
+):
+    late, other = deploying_batch(user, cloud, 2)
+
+    def lease_expires_and_the_sweep_step_claims_the_node():
+        expire_lease(late)
+        assert node_steps.node_deploy_step(late.uuid).outcome is node_steps.Outcome.WAITING  # it creates its own
+
+    cloud.hold_create(lease_expires_and_the_sweep_step_claims_the_node)
+    steps = node_steps.nodes_deploy_step([late.uuid, other.uuid])
+
+    assert steps[str(late.uuid)].outcome is node_steps.Outcome.DONE
+    assert steps[str(other.uuid)].outcome is node_steps.Outcome.WAITING
+    late.refresh_from_db()
+    # The sweep's step made droplet-1 and recorded it; the batch's droplet-2 was handed over, not recorded.
+    assert (late.instance_id, late.stray_instance_ids) == ("droplet-1", ["droplet-2"])
+    assert ("nodeclusters.resolve_node_strays", [str(late.uuid)]) in enqueued()
+    assert Node.objects.get(pk=other.pk).instance_id == "droplet-3"
+    assert node_steps.node_strays_step(late.uuid).outcome is node_steps.Outcome.DONE
+    assert cloud.live() == ["droplet-1", "droplet-3"] and cloud.destroyed == ["droplet-2"]  # no twin remains
+    assert not any(node.lease_token for node in Node.objects.filter(pk__in=[late.pk, other.pk]))
+
+
+def test_a_batch_create_that_outlives_its_lease_is_kept_when_the_next_step_adopted_it(user, catalog, cloud, enqueued):
+    late, other = deploying_batch(user, cloud, 2)
+
+    def lease_expires_and_the_sweep_step_claims_the_node():
+        expire_lease(late)
+        node_steps.node_deploy_step(late.uuid)  # a retry: it finds the instance by its tag and adopts it
+
+    cloud.hold_create(lease_expires_and_the_sweep_step_claims_the_node, after_it_exists=True)
+    steps = node_steps.nodes_deploy_step([late.uuid, other.uuid])
+
+    assert {step.outcome for step in steps.values()} == {node_steps.Outcome.DONE, node_steps.Outcome.WAITING}
+    late.refresh_from_db()
+    assert (late.instance_id, late.stray_instance_ids) == ("droplet-1", [])
+    assert cloud.live() == ["droplet-1", "droplet-2"] and cloud.destroyed == []
+    assert not any(name == "nodeclusters.resolve_node_strays" for name, _ in enqueued())
+    assert "recording instance droplet-1, which that task has adopted" in logs(late)

@@ -12,9 +12,10 @@ from providers.base import Instance, InstanceState, NodeDriver, NodeSpec, Transi
 class TwinningCloud(NodeDriver):
     """Every create makes a new instance, even for a node uuid that has one: asked twice, it makes a twin.
 
-    Instances run as soon as they exist. `hold_create` makes the next create wait inside the call (the provider
-    taking its time) while the test runs `while_held` (e.g. lets the lease expire and runs a second step), before
-    or after the instance exists at the provider; `fail_creates` makes creates fail transiently meanwhile.
+    Instances run as soon as they exist (unless `create_state` says otherwise). `hold_create` makes the next create
+    wait inside the call (the provider taking its time) while the test runs `while_held` (e.g. lets the lease expire
+    and runs a second step), before or after the instance exists at the provider; `fail_creates` makes creates fail
+    transiently meanwhile.
     """
 
     name = "digitalocean"
@@ -25,6 +26,7 @@ class TwinningCloud(NodeDriver):
         self.instances: dict[str, Instance] = {}
         self.destroyed: list[str] = []
         self.fail_creates = False
+        self.create_state = InstanceState.RUNNING
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._held: tuple[Callable[[], None], bool] | None = None
@@ -46,7 +48,7 @@ class TwinningCloud(NodeDriver):
         with self._lock:
             instance = Instance(
                 instance_id=f"droplet-{next(self._ids)}",
-                state=InstanceState.RUNNING,
+                state=self.create_state,
                 region=spec.region,
                 node_uuid=spec.node_uuid,
                 cluster_uuid=spec.cluster_uuid,
