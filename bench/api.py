@@ -42,7 +42,9 @@ SCENARIO_TEXT = {
     "scale": "PATCH /api/v1/nodecluster/<uuid>/ target_num_nodes on an Init cluster (200, synchronous)",
 }
 # (workers, threads) tried by the sweep; threads > 1 means gunicorn's gthread worker, 1 its sync worker.
-SWEEP_CONFIGS = ((2, 1), (2, 4), (4, 1), (4, 4), (3, 8))
+SWEEP_CONFIGS = ((2, 1), (2, 4), (2, 8), (4, 1), (4, 4), (3, 8))
+#: What `make run` serves the API with (runstack's gunicorn): the sweep's reference and the load's default.
+MAKE_RUN_WEB = (2, 8)
 
 
 @dataclass
@@ -451,7 +453,7 @@ def print_matrix(results: dict[tuple[str, int], CellResult], concurrencies: list
 
 
 def sweep(env: dict[str, str], seed: Seed, *, seconds: float, concurrencies: list[int]) -> None:
-    """List-page req/s for several gunicorn shapes, each relative to the shape `make run` uses (2 x 4)."""
+    """List-page req/s for several gunicorn shapes, each relative to the shape `make run` uses (`MAKE_RUN_WEB`)."""
     print(f"\ngunicorn shapes, list page only, 2 rounds (the second in reverse order) of {seconds:.1f} s per cell:")
     rates = {}
     # Shapes run one after the other, so a second round in reverse order evens out drift on a shared machine.
@@ -465,7 +467,7 @@ def sweep(env: dict[str, str], seed: Seed, *, seconds: float, concurrencies: lis
                         server, scenarios, "list", concurrency=concurrency, seconds=seconds, max_requests=100_000
                     )
                     rates.setdefault((server.label, concurrency), CellResult()).merge(cell)
-    reference = Gunicorn(env=env, workers=2, threads=4).label
+    reference = Gunicorn(env=env, workers=MAKE_RUN_WEB[0], threads=MAKE_RUN_WEB[1]).label
     rows = []
     for label in dict.fromkeys(label for label, _ in rates):
         row = [label]
@@ -479,7 +481,11 @@ def sweep(env: dict[str, str], seed: Seed, *, seconds: float, concurrencies: lis
         rows.append(row)
     headers = ["gunicorn"]
     for concurrency in concurrencies:
-        headers += [f"req/s @{concurrency}", f"p99 ms @{concurrency}", f"vs 2x4 @{concurrency}"]
+        headers += [
+            f"req/s @{concurrency}",
+            f"p99 ms @{concurrency}",
+            f"vs {MAKE_RUN_WEB[0]}x{MAKE_RUN_WEB[1]} @{concurrency}",
+        ]
     print(support.table(headers, rows))
 
 
@@ -516,8 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8,32", help="concurrent clients per cell, comma-separated")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each cell")
     parser.add_argument("--max-requests", type=int, default=3000, help="requests per cell at most")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=MAKE_RUN_WEB[0])
+    parser.add_argument("--threads", type=int, default=MAKE_RUN_WEB[1])
     parser.add_argument("--clusters", type=int, default=100, help="clusters of the reading user")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="skip the gunicorn shape sweep")
     parser.add_argument("--sweep-seconds", type=float, default=3.0)

@@ -39,6 +39,7 @@ from pathlib import Path
 import psutil
 
 from bench import support
+from bench.api import MAKE_RUN_WEB
 
 #: The workers' broker, flushed before and after (BENCH_REDIS_URL moves it, e.g. beside another run).
 BROKER_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -46,6 +47,8 @@ CONTEXT_PATH = "/bench/engine/"
 #: What `make run` starts (runstack's `manage.py worker`): worker processes x threads each, and their nice.
 DEFAULT_LAYOUT = (2, 16)
 DEFAULT_WORKER_NICE = 10
+#: What `make run` serves the API with (runstack's gunicorn): workers x threads each.
+DEFAULT_WEB = MAKE_RUN_WEB
 
 
 # --- part 1: one reconcile -------------------------------------------------------------------------------------
@@ -704,7 +707,7 @@ def fleet_run(env: dict[str, str], *, run: str, layout: tuple[int, int], args) -
     with (
         Workers(env=env, count=processes, concurrency=threads, nice=args.worker_nice, as_make_run=True) as pool,
         Beat(env=env, run=run, enabled=args.fleet_beat),
-        Gunicorn(env=env, workers=2, threads=4) as web,
+        Gunicorn(env=env, workers=args.fleet_web[0], threads=args.fleet_web[1]) as web,
         ListProbe(url=web.url, users=fleet.users, rate=args.probe_rate) as probe,
     ):
         pids = [process.pid for process in pool.processes]
@@ -769,7 +772,8 @@ def part_fleet(env: dict[str, str], args) -> bool:
         f"nodes deployed at once over HTTP (one POST .../deploy/ per cluster, all concurrent), users round-robin over "
         f"{places}; simulated cloud booting in {boot:g} s, ENGINE_POLL_INTERVAL {env['ENGINE_POLL_INTERVAL']} s, "
         f"broker {BROKER_URL}, {beat}; "
-        f"gunicorn 2 workers x 4 threads (as `make run`)"
+        f"gunicorn {args.fleet_web[0]} workers x {args.fleet_web[1]} threads"
+        f"{' (as `make run`)' if tuple(args.fleet_web) == DEFAULT_WEB else ''}"
     )
     print(
         f"  list page: GET {FLEET_LIST_PATH} as each fleet user in turn, {args.probe_rate:g} requests/s open loop, "
@@ -895,6 +899,12 @@ def main(argv: list[str] | None = None) -> int:
         "--fleet-layouts",
         default=f"{DEFAULT_LAYOUT[0]}x{DEFAULT_LAYOUT[1]}",
         help="worker layouts to compare, PROCESSESxTHREADS comma-separated (default: what `make run` starts)",
+    )
+    fleet.add_argument(
+        "--fleet-web",
+        type=lambda value: tuple(int(part) for part in value.split("x")),
+        default=DEFAULT_WEB,
+        help="gunicorn WORKERSxTHREADS serving the deploys and the list page (default: what `make run` starts)",
     )
     fleet.add_argument(
         "--fleet-beat",
