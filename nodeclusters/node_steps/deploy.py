@@ -75,21 +75,8 @@ def node_deploy_step(node_uuid) -> Step:
             # Booting, as a fresh instance almost always is: the region's poll watches it from here, so the lease
             # goes with the same statement that records the instance.
             hand_over = _handed_over(node, instance)
-            release = {"lease_token": "", "lease_until": None} if hand_over else {}
-            # Fenced: a create can outlive the lease, and another task may have claimed the node meanwhile (and
-            # made or adopted an instance of its own). Never overwrite; hand the instance over instead.
-            with transaction.atomic():
-                recorded = Node.objects.filter(pk=node.pk, lease_token=token, instance_id="").update(
-                    instance_id=instance.instance_id, **release
-                )
-                if recorded:
-                    message = _made(instance, created=created)
-                    log(message)
-                    steps_instance_created(node_id=node.pk, message=message)
-            if not recorded:
-                _instance_orphaned(node, instance.instance_id, created=created)
+            if not _instance_recorded(node, instance, token, created=created, hand_over=hand_over, log=log):
                 return Step(Outcome.DONE)
-            node.instance_id = instance.instance_id
             if hand_over:
                 released = True
                 schedule_region_poll(node.region_id)
@@ -172,7 +159,8 @@ def nodes_deploy_step(node_uuids) -> dict:
     token, nodes = _batch_claimed(uuids)
     first = [node for node in nodes if _first_attempt(node)]
     claimed_at = time.monotonic()
-    steps = _not_claimed_many([pk for pk in uuids if pk not in {node.pk for node in nodes}])
+    claimed = {node.pk for node in nodes}
+    steps = _not_claimed_many([pk for pk in uuids if pk not in claimed])
     later = [node.pk for node in nodes if not _first_attempt(node)]
     _release_many(later, token)
     steps.update((pk, node_deploy_step(pk)) for pk in later)
@@ -201,7 +189,9 @@ def nodes_deploy_step(node_uuids) -> dict:
             if _handed_over(node, instance):
                 made.append((node, instance))
             else:
-                steps[node.pk] = _instance_kept(node, instance, token)
+                # Not booting (running already, gone, or out of time): recorded alone, then as a single step does.
+                recorded = _instance_recorded(node, instance, token, created=True, hand_over=False, log=NodeLog(node))
+                steps[node.pk] = _instance_observed(node, instance, token) if recorded else Step(Outcome.DONE)
             if made and time.monotonic() - recorded_at > RECORD_AFTER_SECONDS:
                 steps.update(_instances_recorded(made, token))
                 held -= {node.pk for node, _ in made}
@@ -231,22 +221,27 @@ def _not_claimed_many(node_uuids) -> dict:
     return {pk: Step(Outcome.BUSY if pk in waiting else Outcome.DONE) for pk in node_uuids}
 
 
-def _instance_kept(node: Node, instance, token: str) -> Step:
-    """A batch's instance that is not booting (running already, gone, or the node out of time): recorded alone,
-    fenced, then treated as `node_deploy_step` treats it."""
+def _instance_recorded(node: Node, instance, token: str, *, created: bool, hand_over: bool, log) -> bool:
+    """Record the instance the step created or found as the node's, with its log line and steps, releasing the lease
+    with it when the region's poll takes over (`hand_over`); whether it was recorded.
+
+    Fenced: a create can outlive the lease, and another task may have claimed the node meanwhile (and made or adopted
+    an instance of its own). Never overwrite; hand the instance over instead (`_instance_orphaned`).
+    """
+    release = {"lease_token": "", "lease_until": None} if hand_over else {}
     with transaction.atomic():
         recorded = Node.objects.filter(pk=node.pk, lease_token=token, instance_id="").update(
-            instance_id=instance.instance_id
+            instance_id=instance.instance_id, **release
         )
         if recorded:
-            message = _made(instance, created=True)
-            node_log(node, message)
+            message = _made(instance, created=created)
+            log(message)
             steps_instance_created(node_id=node.pk, message=message)
     if not recorded:
-        _instance_orphaned(node, instance.instance_id, created=True)
-        return Step(Outcome.DONE)
+        _instance_orphaned(node, instance.instance_id, created=created)
+        return False
     node.instance_id = instance.instance_id
-    return _instance_observed(node, instance, token)
+    return True
 
 
 def _instances_recorded(made: list, token: str) -> dict:
