@@ -76,10 +76,13 @@ def retried_atomic(func=None, *, attempts: int = 2):
     return decorate(func) if func is not None else decorate
 
 
-def lock_cluster(*, node_cluster_uuid, owner=None, select_related=("region__provider", "node_type")) -> NodeCluster:
+def lock_cluster(
+    *, node_cluster_uuid, owner=None, select_related=("region__provider", "node_type__alias_of")
+) -> NodeCluster:
     """The cluster, row-locked until the transaction ends; ObjectNotFound if there is none (or not `owner`'s).
 
-    Only the static catalog is joined: rows joined into a locking query are not re-read after the wait.
+    Only the static catalog is joined (the region with its provider, the node type with the type a legacy alias
+    stands for, which the preflight reads): rows joined into a locking query are not re-read after the wait.
     """
     clusters = NodeCluster.objects.select_for_update(of=("self",), no_key=True).select_related(*select_related)
     if owner is not None:
