@@ -17,4 +17,4 @@ COPY providers ./providers
 RUN useradd --system --home /var/lib/tutum tutum && mkdir -p /var/lib/tutum && chown tutum /var/lib/tutum
 USER tutum
 EXPOSE 8000 8001
-CMD ["gunicorn", "tutum_api.wsgi", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "tutum_api.wsgi", "--config", "python:tutum_api.gunicorn_conf", "--bind", "0.0.0.0:8000"]

@@ -210,6 +210,8 @@ class Gunicorn:
         args = [
             "gunicorn",
             "tutum_api.wsgi:application",
+            "--config",
+            "python:tutum_api.gunicorn_conf",  # the settings `make run` and compose serve with
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",

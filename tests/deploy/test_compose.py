@@ -33,6 +33,9 @@ def test_commands_run_the_right_programs(compose):
     assert services["migrate"]["restart"] == "no"
     assert "gunicorn tutum_api.wsgi" in _command(services["web"])
     assert "--bind 0.0.0.0:8000" in _command(services["web"])
+    # The REST server's shared settings (limits, keep-alive, JSON errors), in compose as in `make run` and the image.
+    assert "--config python:tutum_api.gunicorn_conf" in _command(services["web"])
+    assert '"--config", "python:tutum_api.gunicorn_conf"' in (ROOT / "Dockerfile").read_text()
     assert "celery -A tutum_api worker --pool threads" in _command(services["worker"])
     assert "celery -A tutum_api beat" in _command(services["beat"])
     # The stream server: the ASGI application under uvicorn, with the websockets library (pings, back-pressure).

@@ -100,6 +100,8 @@ class Engine:
                 "-m",
                 "gunicorn",
                 "tutum_api.wsgi",
+                "--config",
+                "python:tutum_api.gunicorn_conf",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",

@@ -250,6 +250,9 @@ class Command(BaseCommand):
                     "-m",
                     "gunicorn",
                     "tutum_api.wsgi",
+                    # The settings every REST server shares (its limits, keep-alive, JSON error answers).
+                    "--config",
+                    "python:tutum_api.gunicorn_conf",
                     "--bind",
                     f"{host}:{port}",
                     "--workers",
@@ -260,13 +263,6 @@ class Command(BaseCommand):
                     "-",
                     # gunicorn's control socket defaults to one path in $HOME, which two stacks would fight over.
                     "--no-control-socket",
-                    # gunicorn's largest request line (its default is half): longer ones get its HTML 414.
-                    "--limit-request-line",
-                    "8190",
-                    # Idle keep-alive connections are closed after 75 s (nginx's default), not gunicorn's 2: a client
-                    # reusing a pooled connection just as the server closes it gets a reset for a request never read.
-                    "--keep-alive",
-                    "75",
                 ],
             ),
             (
