@@ -128,6 +128,7 @@ class ActionName(models.TextChoices):
     WEBHOOK_CREATE = "Webhook Create"
     WEBHOOK_DELETE = "Webhook Delete"
     WEBHOOK_DISABLE = "Webhook Disable"
+    WEBHOOK_ENABLE = "Webhook Enable"
     PROVIDER_CREDENTIALS_LINK = "Provider Credentials Link"
     PROVIDER_CREDENTIALS_UNLINK = "Provider Credentials Unlink"
 

@@ -232,3 +232,18 @@ class QueryBooleanField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class JSONBooleanField(serializers.Field):
+    """A JSON `true` or `false` in a body; not DRF's strings and numbers ("yes", 1), which the schema does not allow."""
+
+    default_error_messages = {"invalid": "Expected true or false (a JSON boolean)."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value

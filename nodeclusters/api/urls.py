@@ -78,7 +78,7 @@ urlpatterns = [
         "webhook",
         webhooks.WebhookViewSet,
         uuid,
-        writable=("create", "destroy"),
+        writable=("create", "partial_update", "destroy"),
         detail_reads=[("delivery", "delivery")],
         name="webhook",
     ),

@@ -16,12 +16,14 @@ from nodeclusters.services.webhooks import (
     WebhookTargetRefused,
     webhook_create,
     webhook_delete,
+    webhook_set_active,
     webhook_uri,
 )
 from nodeclusters.wire import uris
 from nodeclusters.wire.dates import format_rfc2822
 from nodeclusters.wire.grammar import fullmatch
 
+from .fields import JSONBooleanField
 from .schema import DateField, errors
 from .serializers import StrictSerializer
 from .views import ACTION_HEADER, TutumViewSetMixin
@@ -81,6 +83,18 @@ class WebhookCreateSerializer(StrictSerializer):
     )
 
 
+class WebhookUpdateSerializer(StrictSerializer):
+    """Input of a PATCH: turn the webhook on or off."""
+
+    active = JSONBooleanField(
+        required=False,
+        help_text=(
+            "false: stop delivering (pending deliveries fail). true: deliver again, from the events after this call "
+            "(none from while it was off); the URL is checked again as at creation. Left out: unchanged."
+        ),
+    )
+
+
 class WebhookSerializer(serializers.Serializer):
     """Output: a webhook. The signing secret is never in it (only in the answer to its creation)."""
 
@@ -88,7 +102,9 @@ class WebhookSerializer(serializers.Serializer):
     resource_uri = serializers.CharField(help_text="/api/v1/webhook/<uuid>/")
     url = serializers.CharField()
     types = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices))
-    active = serializers.BooleanField(help_text="false once disabled after failing for WEBHOOK_GIVE_UP_SECONDS")
+    active = serializers.BooleanField(
+        help_text="false once its owner turned it off, or after failing for WEBHOOK_GIVE_UP_SECONDS"
+    )
     deliveries = serializers.CharField(help_text="URI of the webhook's deliveries")
     created_datetime = DateField()
     failing_since = DateField(help_text="Since when every delivery attempt has failed; null while they succeed")
@@ -160,7 +176,7 @@ WEBHOOK_ACTION_HEADER = OpenApiParameter(
     {"type": "string", "pattern": r"^/api/v1/action/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/$"},
     OpenApiParameter.HEADER,
     required=True,
-    response=[201, 204],
+    response=[200, 201, 204],
     description="Resource URI of the action this call recorded, e.g. /api/v1/action/<uuid>/",
 )
 
@@ -204,6 +220,22 @@ class WebhookViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         except WebhookTargetRefused as refusal:
             raise ValidationError({"url": [refusal.detail]}) from None
         return self._written(WebhookCreatedSerializer((webhook, secret)).data, action, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Turn a webhook off, or back on after it was disabled",
+        request=WebhookUpdateSerializer,
+        parameters=[WEBHOOK_ACTION_HEADER],
+        responses={200: WebhookSerializer, **errors(400, 404, 413, 415)},
+    )
+    def partial_update(self, request, uuid=None):
+        context = self.request_context()
+        uuid = self.get_object().uuid
+        data = self.validated(WebhookUpdateSerializer)
+        try:
+            webhook, action = webhook_set_active(webhook_uuid=uuid, owner=request.user, context=context, **data)
+        except WebhookTargetRefused as refusal:
+            raise ValidationError({"url": [refusal.detail]}) from None
+        return self._written(WebhookSerializer(webhook).data, action, status.HTTP_200_OK)
 
     @extend_schema(
         summary="Delete a webhook (deliveries not made yet never will be)",

@@ -24,7 +24,7 @@ from nodeclusters.models import Action, Event, Webhook, WebhookDelivery
 from nodeclusters.selectors import EVENT_FIELDS
 from nodeclusters.wire.grammar import decimal_range_pattern, fullmatch
 
-from .actions import RequestContext, action_record
+from .actions import SYSTEM_CONTEXT, RequestContext, action_record
 from .events import events_sequence_all
 from .locks import lock_webhook, retried_atomic
 from .secrets import secret_encrypt
@@ -174,26 +174,70 @@ def webhook_delete(*, webhook_uuid, owner, context: RequestContext) -> Action:
     return action
 
 
-def webhook_disable(*, webhook: Webhook, reason: str, now: datetime.datetime) -> None:
-    """Stop delivering to a webhook (it failed for WEBHOOK_GIVE_UP_SECONDS); its pending deliveries fail.
+@retried_atomic
+def webhook_set_active(
+    *, webhook_uuid, owner, context: RequestContext, active: bool | None = None
+) -> tuple[Webhook, Action]:
+    """Turn one of the owner's webhooks on or off (`PATCH {"active": ...}`); returns it and the action recorded.
 
-    Recorded as a system action on the webhook, whose `create` event goes out on the Stream API and to the
-    owner's other webhooks: the event types are nodecluster, node and action, and an action is what fits.
-    Called with the webhook row locked.
+    Turned off, it is disabled as after a day of failures: its pending deliveries fail. Turned back on, its target
+    is checked again as at creation, the failure record is cleared, and it receives the events from now on: what
+    happened while it was off is not sent (the objects' current state is one GET away). Asking for the state it
+    is in (or leaving `active` out) changes nothing, and is recorded like every write.
+    """
+    webhook = lock_webhook(uuid=webhook_uuid, owner=owner)
+    if webhook is None:
+        raise ObjectNotFound()
+    if active is None or active == webhook.active:
+        active = webhook.active
+        name = ActionName.WEBHOOK_ENABLE if active else ActionName.WEBHOOK_DISABLE
+        state = "enabled" if active else "disabled"
+        action = _action_write(
+            owner=owner, name=name, webhook=webhook, context=context, log=f"Webhook to {webhook.url} already {state}"
+        )
+    elif active:
+        webhook_target_resolve(webhook.url)
+        # As at creation: what is sequenced already is history, this transaction's own events are delivered.
+        Webhook.objects.filter(pk=webhook.pk).update(
+            active=True, disabled_at=None, disabled_reason="", failing_since=None, cursor=events_sequence_all()
+        )
+        action = _action_write(
+            owner=owner,
+            name=ActionName.WEBHOOK_ENABLE,
+            webhook=webhook,
+            context=context,
+            log=f"Webhook to {webhook.url} enabled: events from now on are delivered, none from while it was off",
+        )
+    else:
+        action = webhook_disable(webhook=webhook, reason="turned off by its owner", now=timezone.now(), context=context)
+    webhook.refresh_from_db()
+    return webhook, action
+
+
+def webhook_disable(
+    *, webhook: Webhook, reason: str, now: datetime.datetime, context: RequestContext | None = None
+) -> Action:
+    """Stop delivering to a webhook (it failed for WEBHOOK_GIVE_UP_SECONDS, or its owner turned it off); its
+    pending deliveries fail.
+
+    Recorded as an action on the webhook (a system one unless `context` is the owner's request), whose `create`
+    event goes out on the Stream API and to the owner's other webhooks: the event types are nodecluster, node and
+    action, and an action is what fits. Called with the webhook row locked.
     """
     Webhook.objects.filter(pk=webhook.pk).update(active=False, disabled_at=now, disabled_reason=reason[:255])
     # A given-up delivery keeps in `next_attempt_at` when it was given up (what pruning goes by).
     WebhookDelivery.objects.filter(webhook=webhook, state=WebhookDeliveryState.PENDING).update(
         state=WebhookDeliveryState.FAILED, next_attempt_at=now
     )
-    _action_write(
+    action = _action_write(
         owner=webhook.owner,
         name=ActionName.WEBHOOK_DISABLE,
         webhook=webhook,
-        context=RequestContext(is_user_action=False),
+        context=context or SYSTEM_CONTEXT,
         log=f"Webhook to {webhook.url} disabled: {reason}",
     )
     logger.warning("webhook %s disabled: %s", webhook.uuid, reason)
+    return action
 
 
 # --- fan-out ------------------------------------------------------------------------------------------------------

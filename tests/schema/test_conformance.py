@@ -285,6 +285,7 @@ SUCCESS_CALLS = [
     Call("webhooks", "GET", WEBHOOKS, 200),
     Call("create webhook", "POST", WEBHOOKS, 201, body={"url": "https://hooks.example.com/x", "types": ["node"]}),
     Call("webhook", "GET", WEBHOOK, 200),
+    Call("turn a webhook off", "PATCH", WEBHOOK, 200, body={"active": False}),
     Call("delete webhook", "DELETE", WEBHOOK, 204),
     Call("webhook deliveries", "GET", "/api/v1/webhook/{uuid}/delivery/", 200),
     # linked cloud accounts
@@ -373,6 +374,7 @@ BAD_INPUT_CALLS = [
     Call("blank nickname", "PATCH", NODE, 400, uuid_of("node"), body={"nickname": ""}),
     Call("webhook to an ftp URL", "POST", WEBHOOKS, 400, body={"url": "ftp://hooks.example.com/"}),
     Call("webhook of an unknown type", "POST", WEBHOOKS, 400, body={"url": "https://h.example.com/", "types": ["x"]}),
+    Call("webhook turned on with a string", "PATCH", WEBHOOK, 400, body={"active": "true"}),
     Call("link an account without a token", "PUT", CREDENTIALS, 400, body={}),
     Call(
         "target above the bound",

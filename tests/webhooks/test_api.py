@@ -12,20 +12,6 @@ from tests import factories
 from tests.api.helpers import assert_error, assert_rfc2822_or_none, header_action
 
 WEBHOOKS = "/api/v1/webhook/"
-PUBLIC_ADDRESS = "93.184.215.14"
-
-
-@pytest.fixture
-def public_dns(monkeypatch):
-    """`*.example.com` resolves to a public address, without asking any DNS server; other names as usual."""
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if str(host).endswith("example.com"):
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_ADDRESS, port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 def create(client, **body):
