@@ -68,6 +68,8 @@ def terminated_objects_stay_terminated(ctx, response, case):
     uuid = (case.path_parameters or {}).get("uuid")
     if uuid is None or "/action/" in case.operation.path:
         return None
+    if (case.query or {}).get("dry_run") == "true":
+        return None  # a dry run's 200 shows the plan; nothing was terminated
     if case.method.upper() == "DELETE" and 200 <= response.status_code < 300:
         TERMINATED.add(uuid.replace("-", "").lower())
     elif uuid.replace("-", "").lower() in TERMINATED and response.status_code == 200:
