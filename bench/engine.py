@@ -20,7 +20,6 @@ the engine converges the fleet after it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import cProfile
 import io
@@ -551,16 +550,27 @@ class Beat:
 
 class ListProbe:
     """GET the list page at a fixed rate (open loop: a slow answer does not delay the next request), as each of the
-    fleet's users in turn, from a thread of its own; every answer is kept with the moment it was asked."""
+    fleet's users in turn; every answer is kept with the moment it was due.
+
+    The requests go out from a pool of threads, each with one keep-alive connection of the standard library's
+    `http.client`: the probe shares the machine with what it measures, and an asyncio client's connection pool cost
+    this process more CPU the longer the server's backlog grew (httpx: a third of a core while list pages queued
+    behind the deploys), taking it from the server just when it was slowest. Latency counts from when a request
+    was due, so a request waiting for a free thread is counted as waiting (no coordinated omission)."""
+
+    THREADS = 64
 
     def __init__(self, *, url: str, users: list[tuple[str, str]], rate: float) -> None:
         import threading
+        from urllib.parse import urlsplit
 
-        self.url, self.rate = url, rate
+        parts = urlsplit(url)
+        self.host, self.port, self.rate = parts.hostname, parts.port, rate
         self.headers = [{"Authorization": f"ApiKey {name}:{key}"} for name, key in users]
-        self.samples: list[tuple[float, float, int | str]] = []  # (asked at, seconds, status)
+        self.samples: list[tuple[float, float, int | str]] = []  # (due at, seconds, status)
+        self._local = threading.local()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="list-probe", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="list-probe", daemon=True)
 
     def __enter__(self) -> ListProbe:
         self._thread.start()
@@ -570,33 +580,36 @@ class ListProbe:
         self._stop.set()
         self._thread.join()
 
-    async def _run(self) -> None:
-        import httpx
+    def _run(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
 
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=self.url, limits=limits, timeout=60, trust_env=False) as client:
-            loop = asyncio.get_running_loop()
-            pending = set()
-            due = loop.time()
+        with ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="list-probe") as pool:
+            due = time.monotonic()
             for number in itertools.count():
-                if self._stop.is_set():
+                if self._stop.wait(max(0.0, due - time.monotonic())):
                     break
-                task = asyncio.create_task(self._one(client, self.headers[number % len(self.headers)]))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
+                pool.submit(self._one, due, self.headers[number % len(self.headers)])
                 due += 1 / self.rate
-                await asyncio.sleep(max(0.0, due - loop.time()))
-            await asyncio.gather(*pending)
 
-    async def _one(self, client, headers: dict[str, str]) -> None:
-        import httpx
+    def _one(self, due: float, headers: dict[str, str]) -> None:
+        import http.client
 
-        asked = time.monotonic()
         try:
-            status = (await client.get(FLEET_LIST_PATH, headers=headers)).status_code
-        except httpx.HTTPError as error:
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = self._local.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            connection.request("GET", FLEET_LIST_PATH, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+            if response.will_close:
+                connection.close()
+                self._local.connection = None
+        except (OSError, http.client.HTTPException) as error:
             status = type(error).__name__
-        self.samples.append((asked, time.monotonic() - asked, status))
+            self._local.connection.close()
+            self._local.connection = None
+        self.samples.append((due, time.monotonic() - due, status))
 
     def window(self, start: float, end: float) -> tuple[list[float], Counter]:
         """Latencies of the requests asked between `start` and `end` (monotonic), and the unexpected answers."""
@@ -624,22 +637,31 @@ def provider_calls() -> Counter:
     return calls
 
 
-async def _deploy_all(url: str, fleet: Fleet) -> Counter:
-    """Every cluster's deploy request at once, each as its owner; the answers' statuses."""
-    import httpx
+def _deploy_all(url: str, fleet: Fleet) -> Counter:
+    """Every cluster's deploy request at once, each as its owner, each from a thread and connection of its own (as
+    the probe's, so that the client costs the machine little); the answers' statuses."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
 
+    parts = urlsplit(url)
     keys = dict(fleet.users)
-    limits = httpx.Limits(max_connections=len(fleet.clusters))
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120, trust_env=False) as client:
 
-        async def deploy(owner: str, cluster_uuid: str):
+    def deploy(owner: str, cluster_uuid: str) -> int | str:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        try:
             headers = {"Authorization": f"ApiKey {owner}:{keys[owner]}"}
-            try:
-                return (await client.post(f"/api/v1/nodecluster/{cluster_uuid}/deploy/", headers=headers)).status_code
-            except httpx.HTTPError as error:
-                return type(error).__name__
+            connection.request("POST", f"/api/v1/nodecluster/{cluster_uuid}/deploy/", headers=headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException) as error:
+            return type(error).__name__
+        finally:
+            connection.close()
 
-        return Counter(await asyncio.gather(*(deploy(owner, uuid) for owner, uuid in fleet.clusters)))
+    with ThreadPoolExecutor(max_workers=len(fleet.clusters), thread_name_prefix="deploy") as pool:
+        return Counter(pool.map(lambda cluster: deploy(*cluster), fleet.clusters))
 
 
 def _wait_fleet(fleet: Fleet, *, nodes: int, started: float, timeout: float) -> dict:
@@ -683,6 +705,11 @@ def _retire(fleet: Fleet) -> None:
     ).update(terminated_at=timezone.now())
 
 
+def _postgres_processes() -> list[psutil.Process]:
+    """The local PostgreSQL server's processes (its backends among them), when this user may read them."""
+    return [process for process in psutil.process_iter(["name"]) if process.info["name"] == "postgres"]
+
+
 def _latency_cells(latencies: list[float]) -> list[float]:
     return [
         len(latencies),
@@ -717,11 +744,12 @@ def fleet_run(env: dict[str, str], *, run: str, layout: tuple[int, int], args) -
         calls_before, reconciles_before = provider_calls(), reconcile_stats()
         workers_before = support.cpu_seconds(support.family(pids))
         web_before = support.cpu_seconds(web.processes())
+        db_before, bench_before = support.cpu_seconds(_postgres_processes()), support.cpu_seconds([psutil.Process()])
         activity = ActivitySampler()
         with activity:
             started_at = timezone.now()
             started = time.monotonic()
-            answers = asyncio.run(_deploy_all(web.url, fleet))
+            answers = _deploy_all(web.url, fleet)
             result["answered"] = time.monotonic() - started
             milestones = _wait_fleet(fleet, nodes=args.fleet_nodes, started=started, timeout=args.fleet_timeout)
         burst = (started, started + result["answered"])
@@ -730,6 +758,8 @@ def fleet_run(env: dict[str, str], *, run: str, layout: tuple[int, int], args) -
         result["answers"] = answers
         result["worker_cpu"] = support.cpu_delta(workers_before, support.cpu_seconds(support.family(pids)))
         result["web_cpu"] = support.cpu_delta(web_before, support.cpu_seconds(web.processes()))
+        result["db_cpu"] = support.cpu_delta(db_before, support.cpu_seconds(_postgres_processes()))
+        result["bench_cpu"] = support.cpu_delta(bench_before, support.cpu_seconds([psutil.Process()]))
         result["activity"] = activity
         calls = provider_calls() - calls_before
         result["calls"] = calls
@@ -813,6 +843,8 @@ def part_fleet(env: dict[str, str], args) -> bool:
                 activity.cpu_busy * 100,
                 result["worker_cpu"],
                 result["web_cpu"],
+                result["db_cpu"],
+                result["bench_cpu"],
                 activity.cpu_seconds,
                 activity.mean_active,
                 activity.mean_lock_waits,
@@ -834,11 +866,14 @@ def part_fleet(env: dict[str, str], args) -> bool:
             print(f"  {result['layout']}: unexpected answers to the deploy requests: {unexpected}")
     headers = ["workers (processes x threads)", "converged s", "/ boot", "deploys answered s", "creates at s"]
     headers += ["nodes done at s", "reconciles", "ms/reconcile", "listings", "get_node", "create_node"]
-    headers += ["CPU busy %", "worker CPU s", "web CPU s", "all CPU s", "active db", "lock-waiting db"]
+    headers += ["CPU busy %", "worker CPU s", "web CPU s", "db CPU s", "bench CPU s", "all CPU s"]
+    headers += ["active db", "lock-waiting db"]
     print(support.table(headers, rows))
     print("  listings / get_node / create_node: driver calls by the workers during the convergence (Prometheus files);")
     print("  CPU busy %: the whole machine over the convergence (2 cores = 100 %); web CPU s: gunicorn (probe and")
-    print("  deploy requests); active / lock-waiting db: mean PostgreSQL backends busy / waiting on a lock.")
+    print("  deploy requests); db CPU s: the local PostgreSQL server; bench CPU s: this process (the deploy and probe")
+    print("  clients, the samplers), which shares the machine too; active / lock-waiting db: mean PostgreSQL")
+    print("  backends busy / waiting on a lock.")
     print(support.table(["list page", "requests", "p50 ms", "p99 ms", "max ms", "errors"], probe_rows))
     for result in results:
         print(
