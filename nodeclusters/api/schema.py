@@ -108,6 +108,7 @@ _ERROR_TEXT = {
     400: "Invalid request; `error` says what to fix",
     401: "Missing or bad credentials",
     404: "No such object (or not yours)",
+    406: "The Accept header asks only for media types this operation cannot answer with",
     409: "Not allowed in the object's current state; `error` names the state and the allowed operations",
     413: "Body too large",
     415: "Body is not JSON",
@@ -116,7 +117,7 @@ _ERROR_TEXT = {
 
 
 def errors(*codes: int, only_json: bool = False) -> dict:
-    """Error responses for `extend_schema(responses=...)`; 401 and 429 apply everywhere.
+    """Error responses for `extend_schema(responses=...)`; 401, 406 and 429 apply everywhere.
 
     `only_json` for an operation that also answers in another media type: its errors are JSON all the same.
     """
@@ -124,7 +125,7 @@ def errors(*codes: int, only_json: bool = False) -> dict:
         ((code, "application/json") if only_json else code): OpenApiResponse(
             ErrorSerializer, description=_ERROR_TEXT[code]
         )
-        for code in sorted({*codes, 401, 429})
+        for code in sorted({*codes, 401, 406, 429})
     }
 
 

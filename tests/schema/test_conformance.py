@@ -561,7 +561,7 @@ def test_every_operation_declares_the_errors_it_can_answer(operation):
     spec = OPENAPI["paths"][path][method.lower()]
     declared = set(spec["responses"])
 
-    assert {"401", "429"} <= declared
+    assert {"401", "406", "429"} <= declared
     if template_params(path):
         assert "404" in declared
     if method == "GET" and path in list_operations():
@@ -662,6 +662,18 @@ def test_every_operation_answers_a_documented_401_without_credentials(anonymous,
     assert response.status_code == 401
     assert CHECKER.check(method, template, response)["error"]
     assert response["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=operation_id)
+def test_every_operation_answers_a_documented_406_to_an_accept_header_it_cannot_satisfy(client, world, operation):
+    method, template = operation
+    client.credentials(HTTP_AUTHORIZATION=client._credentials["HTTP_AUTHORIZATION"], HTTP_ACCEPT="application/xml")
+    body = {} if "requestBody" in OPENAPI["paths"][template][method.lower()] else NO_BODY
+
+    response = send(client, method, real_url(template, world), body=body)
+
+    assert response.status_code == 406
+    assert "Accept" in CHECKER.check(method, template, response)["error"]
 
 
 @pytest.mark.parametrize(
