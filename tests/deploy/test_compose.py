@@ -37,6 +37,9 @@ def test_commands_run_the_right_programs(compose):
     assert "--config python:tutum_api.gunicorn_conf" in _command(services["web"])
     assert '"--config", "python:tutum_api.gunicorn_conf"' in (ROOT / "Dockerfile").read_text()
     assert "celery -A tutum_api worker --pool threads" in _command(services["worker"])
+    # The engine yields the CPU to the API under contention, as `make run`'s workers do at nice 10.
+    assert services["worker"]["cpu_shares"] <= 128
+    assert all("cpu_shares" not in services[name] for name in ("web", "stream", "postgres", "redis"))
     assert "celery -A tutum_api beat" in _command(services["beat"])
     # The stream server: the ASGI application under uvicorn, with the websockets library (pings, back-pressure).
     assert "uvicorn tutum_api.asgi:application" in _command(services["stream"])
