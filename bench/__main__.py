@@ -17,6 +17,7 @@ from bench.support import ROOT
 BENCHMARKS = {
     "api": ["bench.api"],
     "engine": ["bench.engine"],
+    "fleet": ["bench.engine", "--fleet"],
     "stream": ["bench.stream"],
     "broker": ["bench.broker"],
     "soak": ["bench.soak", "--minutes", "5"],
