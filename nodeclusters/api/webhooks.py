@@ -1,4 +1,6 @@
-"""`/api/v1/webhook/`: a user's signed webhooks (create, list, get, delete) and each one's deliveries."""
+"""`/api/v1/webhook/`: a user's signed webhooks (create, list, get, turn off and on, delete), their deliveries."""
+
+import contextlib
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -171,6 +173,15 @@ class WebhookDeliverySerializer(serializers.Serializer):
 
 
 #: Webhook writes record an action like every other write, and name it in this header.
+@contextlib.contextmanager
+def _refusals_name_the_url():
+    """A target the service refuses (scheme, DNS, a private address) is a 400 on the `url` field."""
+    try:
+        yield
+    except WebhookTargetRefused as refusal:
+        raise ValidationError({"url": [refusal.detail]}) from None
+
+
 WEBHOOK_ACTION_HEADER = OpenApiParameter(
     ACTION_HEADER,
     {"type": "string", "pattern": r"^/api/v1/action/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/$"},
@@ -215,10 +226,8 @@ class WebhookViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
     def create(self, request):
         context = self.request_context()
         data = self.validated(WebhookCreateSerializer)
-        try:
+        with _refusals_name_the_url():
             webhook, secret, action = webhook_create(owner=request.user, context=context, **data)
-        except WebhookTargetRefused as refusal:
-            raise ValidationError({"url": [refusal.detail]}) from None
         return self._written(WebhookCreatedSerializer((webhook, secret)).data, action, status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -231,10 +240,8 @@ class WebhookViewSet(TutumViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMo
         context = self.request_context()
         uuid = self.get_object().uuid
         data = self.validated(WebhookUpdateSerializer)
-        try:
+        with _refusals_name_the_url():
             webhook, action = webhook_set_active(webhook_uuid=uuid, owner=request.user, context=context, **data)
-        except WebhookTargetRefused as refusal:
-            raise ValidationError({"url": [refusal.detail]}) from None
         return self._written(WebhookSerializer(webhook).data, action, status.HTTP_200_OK)
 
     @extend_schema(

@@ -130,14 +130,19 @@ def _action_write(*, owner, name: str, webhook: Webhook, context: RequestContext
     return action_record(owner=owner, name=name, context=context, object_uri=webhook_uri(webhook.uuid), log=log)
 
 
-@retried_atomic
 def webhook_create(*, owner, url: str, types: list[str], context: RequestContext) -> tuple[Webhook, str, Action]:
     """A new webhook for the owner's events from now on; returns it, its signing secret (shown once) and the action.
 
-    The target is checked here (and again at each delivery). The secret is stored as a Fernet token: it must be
-    read back to sign, so it cannot be a digest like an API key.
+    The target is checked here (and again at each delivery), before the transaction: a DNS lookup can take
+    seconds, and a transaction holds SQLite's write lock for every writer (the embedded default). The secret is
+    stored as a Fernet token: it must be read back to sign, so it cannot be a digest like an API key.
     """
     webhook_target_resolve(url)
+    return _webhook_create(owner=owner, url=url, types=types, context=context)
+
+
+@retried_atomic
+def _webhook_create(*, owner, url: str, types: list[str], context: RequestContext) -> tuple[Webhook, str, Action]:
     secret = secrets.token_hex(32)
     # With no webhook, nobody sequences for webhooks (`webhooks_fan_out`): what committed before this one is
     # sequenced here, so it is history below the cursor.
@@ -174,17 +179,33 @@ def webhook_delete(*, webhook_uuid, owner, context: RequestContext) -> Action:
     return action
 
 
-@retried_atomic
 def webhook_set_active(
     *, webhook_uuid, owner, context: RequestContext, active: bool | None = None
 ) -> tuple[Webhook, Action]:
     """Turn one of the owner's webhooks on or off (`PATCH {"active": ...}`); returns it and the action recorded.
 
     Turned off, it is disabled as after a day of failures: its pending deliveries fail. Turned back on, its target
-    is checked again as at creation, the failure record is cleared, and it receives the events from now on: what
-    happened while it was off is not sent (the objects' current state is one GET away). Asking for the state it
-    is in (or leaving `active` out) changes nothing, and is recorded like every write.
+    is checked again as at creation (before the transaction and the row lock, as `webhook_create` does: a webhook's
+    URL never changes), the failure record is cleared, and it receives the events from now on: what happened while
+    it was off is not sent (the objects' current state is one GET away). Asking for the state it is in (or leaving
+    `active` out) changes nothing, and is recorded like every write.
     """
+    checked = False
+    if active:
+        found = Webhook.objects.filter(uuid=webhook_uuid, owner=owner).values_list("url", "active").first()
+        if found is None:
+            raise ObjectNotFound()
+        url, already = found
+        if not already:
+            webhook_target_resolve(url)
+            checked = True
+    return _webhook_set_active(webhook_uuid=webhook_uuid, owner=owner, context=context, active=active, checked=checked)
+
+
+@retried_atomic
+def _webhook_set_active(
+    *, webhook_uuid, owner, context: RequestContext, active: bool | None, checked: bool
+) -> tuple[Webhook, Action]:
     webhook = lock_webhook(uuid=webhook_uuid, owner=owner)
     if webhook is None:
         raise ObjectNotFound()
@@ -196,7 +217,8 @@ def webhook_set_active(
             owner=owner, name=name, webhook=webhook, context=context, log=f"Webhook to {webhook.url} already {state}"
         )
     elif active:
-        webhook_target_resolve(webhook.url)
+        if not checked:  # disabled (given up) since it was read: rare enough to resolve under the lock
+            webhook_target_resolve(webhook.url)
         # As at creation: what is sequenced already is history, this transaction's own events are delivered.
         Webhook.objects.filter(pk=webhook.pk).update(
             active=True, disabled_at=None, disabled_reason="", failing_since=None, cursor=events_sequence_all()

@@ -5,6 +5,7 @@ was disabled (by its owner or after a day of failures): its target checked again
 import socket
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from nodeclusters.choices import ActionName, EventType, WebhookDeliveryState
@@ -112,6 +113,26 @@ def test_turning_it_back_on_checks_the_target_again(client, user, public_dns, mo
 
     assert "169.254.169.254" in body["errors"]["url"][0] and "link-local" in body["errors"]["url"][0]
     assert Webhook.objects.get().active is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_target_is_looked_up_outside_any_transaction(client, user, public_dns, monkeypatch):
+    """A DNS answer can take seconds. Inside the service's transaction the lookup would hold the webhook's row lock,
+    and on the embedded default SQLite's write lock: every writer, the engine's too, would wait for it."""
+    in_a_transaction = []
+    resolve = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        in_a_transaction.append(connection.in_atomic_block)
+        return resolve(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    uri = _create(client, "https://hooks.example.com/tutum")["resource_uri"]
+    assert _patch(client, uri, {"active": False}).status_code == 200
+    assert _patch(client, uri, {"active": True}).status_code == 200
+    assert _patch(client, uri, {"active": True}).status_code == 200  # already on: nothing to check
+
+    assert in_a_transaction == [False, False]
 
 
 @pytest.mark.parametrize(
