@@ -172,7 +172,6 @@ class WebhookDeliverySerializer(serializers.Serializer):
         }
 
 
-#: Webhook writes record an action like every other write, and name it in this header.
 @contextlib.contextmanager
 def _refusals_name_the_url():
     """A target the service refuses (scheme, DNS, a private address) is a 400 on the `url` field."""
@@ -182,6 +181,7 @@ def _refusals_name_the_url():
         raise ValidationError({"url": [refusal.detail]}) from None
 
 
+#: Webhook writes record an action like every other write, and name it in this header.
 WEBHOOK_ACTION_HEADER = OpenApiParameter(
     ACTION_HEADER,
     {"type": "string", "pattern": r"^/api/v1/action/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/$"},
