@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import shutil
@@ -116,9 +117,11 @@ def free_port() -> int:
 def spawn(args: list[str], *, env: dict[str, str], log_path: Path, nice: int = 0) -> subprocess.Popen:
     """A child process (`python -m ...`) in its own session, so stopping it stops its own children and no others;
     `nice` lowers its CPU priority (and its threads'), and its session's where the kernel groups by session."""
-    lower_priority = None
+    preexec = None
     if nice:
         from nodeclusters.management.commands.worker import lower_priority
+
+        preexec = functools.partial(lower_priority, nice)
     log = log_path.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", *args],
@@ -128,7 +131,7 @@ def spawn(args: list[str], *, env: dict[str, str], log_path: Path, nice: int = 0
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=(lambda: lower_priority(nice)) if nice else None,
+        preexec_fn=preexec,
     )
 
 
