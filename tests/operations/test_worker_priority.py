@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,10 +29,11 @@ pytestmark = pytest.mark.stack
 AUTOGROUP = Path("/proc/self/autogroup")
 
 
-def _autogroup(process: psutil.Process) -> tuple[str, int]:
-    """(group, nice) from /proc/<pid>/autogroup, e.g. ("/autogroup-85", 0)."""
-    group, _, nice = Path(f"/proc/{process.pid}/autogroup").read_text().split()
-    return group, int(nice)
+def _autogroup(process: psutil.Process) -> tuple[str, int] | None:
+    """(group, nice) from /proc/<pid>/autogroup, e.g. ("/autogroup-85", 0); None in the root group, which the file
+    shows empty: a process whose session descends from init's without a `setsid` (CI's runner starts the tests so)."""
+    fields = Path(f"/proc/{process.pid}/autogroup").read_text().split()
+    return (fields[0], int(fields[2])) if fields else None
 
 
 def _celery_workers(parent: psutil.Process) -> list[psutil.Process]:
@@ -65,35 +67,45 @@ def test_under_make_run_the_workers_share_the_api_servers_group_at_a_lower_prior
             assert {_autogroup(process) for process in web + workers} == {_autogroup(runstack)}
 
 
+# A shell of a session of its own that runs `manage.py worker` as its child, as one typed at a terminal runs.
+_AT_A_SHELL = [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"]
+
+
 @contextlib.contextmanager
-def _manage_worker(tmp_path: Path, **popen) -> Iterator[psutil.Process]:
-    """`manage.py worker` on the embedded broker, WORKER_NICE=7, one Celery process: yields that process."""
+def _manage_worker(tmp_path: Path, *, under: list[str] = ()) -> Iterator[tuple[psutil.Process, psutil.Process]]:
+    """`manage.py worker` on the embedded broker, WORKER_NICE=7, one Celery process, started in a session of its own
+    (under a leader when `under` is given): yields (the session's leader, that Celery process)."""
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env.update({"TUTUM_EMBEDDED": "1", "TUTUM_VAR_DIR": str(tmp_path / "var"), "WORKER_NICE": "7"})
-    command = [sys.executable, "manage.py", "worker", "--processes", "1", "--concurrency", "1"]
-    supervisor = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen
+    command = [*under, sys.executable, "manage.py", "worker", "--processes", "1", "--concurrency", "1"]
+    leader = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        yield _celery_workers(psutil.Process(supervisor.pid))[0]
+        yield psutil.Process(leader.pid), _celery_workers(psutil.Process(leader.pid))[0]
     finally:
-        supervisor.terminate()
-        supervisor.wait(timeout=30)
+        os.killpg(leader.pid, signal.SIGTERM)  # the whole group: a shell passes no signal on
+        leader.wait(timeout=30)
 
 
 def test_a_worker_in_a_session_of_its_own_lowers_its_sessions_priority_too(tmp_path, autogroups):
     ours = _autogroup(psutil.Process())
-    with _manage_worker(tmp_path, start_new_session=True) as worker:
-        group, nice = _autogroup(worker)
-        assert group != ours[0]
-        assert nice == 7
+    with _manage_worker(tmp_path) as (leader, worker):
         assert worker.nice() == min(19, psutil.Process().nice() + 7)
+        group = _autogroup(worker)
+        assert group is not None and group != ours
+        assert group == (_autogroup(leader)[0], 7)
     assert _autogroup(psutil.Process()) == ours  # the session that started it keeps its priority
 
 
 def test_a_worker_sharing_its_session_leaves_the_sessions_priority_alone(tmp_path, autogroups):
     """`manage.py worker` typed at a shell: lowering the session's group would slow the shell and all it runs."""
-    ours = _autogroup(psutil.Process())
-    with _manage_worker(tmp_path, process_group=0) as worker:
+    with _manage_worker(tmp_path, under=_AT_A_SHELL) as (shell, worker):
         assert worker.nice() == min(19, psutil.Process().nice() + 7)
-        assert _autogroup(worker) == ours
+        assert shell.nice() == psutil.Process().nice()
+        assert _autogroup(worker) == _autogroup(shell) == (_autogroup(shell)[0], 0)
