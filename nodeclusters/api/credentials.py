@@ -28,7 +28,7 @@ from nodeclusters.wire.dates import format_rfc2822
 from .fields import TextField
 from .schema import DateField, ErrorSerializer, errors, uri_field
 from .serializers import StrictSerializer
-from .views import ACTION_HEADER, TutumAutoSchema
+from .views.base import ACTION_HEADER, TutumAutoSchema
 
 #: Written to the action's `body` in place of every credential value.
 REDACTED = "[redacted]"

@@ -28,7 +28,7 @@ from nodeclusters.wire.grammar import fullmatch
 from .fields import JSONBooleanField
 from .schema import DateField, errors
 from .serializers import StrictSerializer
-from .views import ACTION_HEADER, TutumViewSetMixin
+from .views.base import ACTION_HEADER, TutumViewSetMixin
 
 URL_RULE = (
     f"An http(s) URL of at most {MAX_URL_LENGTH} characters: an ASCII host name (xn-- form for IDNs) or IPv4 "
