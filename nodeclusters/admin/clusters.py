@@ -1,4 +1,4 @@
-"""The operators' dashboard: clusters, nodes, actions, API keys and the catalog, with writes through the services."""
+"""Clusters, with scale, deploy and terminate through the services; their nodes and actions, read-only."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -7,65 +7,12 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from . import services
-from .api.serializers import MAX_NODES_PER_CLUSTER
-from .choices import NODE_UP_STATES, NodeClusterState, NodeState
-from .exceptions import ServiceError
-from .models import (
-    Action,
-    ActionStep,
-    ApiKey,
-    AvailabilityZone,
-    CloudAccount,
-    Node,
-    NodeCluster,
-    NodeType,
-    Provider,
-    Region,
-)
-
-STATE_COLOURS = {
-    NodeClusterState.INIT: "#6c757d",
-    NodeClusterState.DEPLOYING: "#0d6efd",
-    NodeClusterState.SCALING: "#0d6efd",
-    NodeClusterState.DEPLOYED: "#198754",
-    NodeClusterState.PARTLY_DEPLOYED: "#fd7e14",
-    NodeClusterState.EMPTY_CLUSTER: "#adb5bd",
-    NodeClusterState.TERMINATING: "#dc3545",
-    NodeClusterState.TERMINATED: "#343a40",
-    NodeState.UNREACHABLE: "#fd7e14",
-    NodeState.UPGRADING: "#0d6efd",
-}
-
-
-def state_badge(state: str):
-    colour = STATE_COLOURS.get(state, "#6c757d")
-    return format_html(
-        '<span class="state-badge" style="background:{};color:#fff;padding:2px 8px;border-radius:10px">{}</span>',
-        colour,
-        state,
-    )
-
-
-def admin_context(request) -> services.RequestContext:
-    """Admin writes are recorded as actions by the operator, like API calls."""
-    return services.RequestContext(
-        method=request.method,
-        path=request.path,
-        user_agent=f"admin:{request.user.get_username()}",
-        ip=request.META.get("REMOTE_ADDR") or None,
-    )
-
-
-class ReadOnlyInline(admin.TabularInline):
-    """Rows the engine owns: shown on the cluster's page, changed only through the services."""
-
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
+from .. import services
+from ..api.fields import MAX_NODES_PER_CLUSTER
+from ..choices import NODE_UP_STATES
+from ..exceptions import ServiceError
+from ..models import Action, ActionStep, Node, NodeCluster
+from .base import EngineRowAdmin, ReadOnlyInline, admin_context, state_badge
 
 
 class NodeInline(ReadOnlyInline):
@@ -261,19 +208,6 @@ class NodeClusterAdmin(admin.ModelAdmin):
         )
 
 
-class EngineRowAdmin(admin.ModelAdmin):
-    """Rows the engine writes: operators read them here and act through the cluster's actions and the API."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Node)
 class NodeAdmin(EngineRowAdmin):
     list_display = [
@@ -306,129 +240,3 @@ class ActionAdmin(EngineRowAdmin):
     date_hierarchy = "start_date"
     readonly_fields = [*(field.name for field in Action._meta.fields), log_text]
     inlines = [ActionStepInline]
-
-
-class ApiKeyForm(forms.ModelForm):
-    class Meta:
-        model = ApiKey
-        fields = ["user", "label"]
-
-
-@admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are created here (shown once, in a session-backed confirmation message) and revoked; never shown again."""
-
-    form = ApiKeyForm
-    list_display = ["prefix", "user", "label", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["revoked_at"]
-    search_fields = ["prefix", "user__username", "label"]
-    list_select_related = ["user"]
-    actions = ["revoke_selected"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return ["prefix", "user", "created_at", "last_used_at", "revoked_at"] if obj else []
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # revoke instead, so the audit trail keeps the key's prefix
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            obj.save(update_fields=["label"])
-            return
-        api_key, raw_key = services.api_key_create(user=form.cleaned_data["user"], label=form.cleaned_data["label"])
-        # The admin's messages and history describe `obj`: give it everything the service stored.
-        for field in ApiKey._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(api_key, field.attname))
-        # Messages live in the session (MESSAGE_STORAGE), server side: never in a cookie, which is signed but not
-        # encrypted and would carry the raw key to the browser and back in a header.
-        self.message_user(
-            request,
-            f"API key for {api_key.user.get_username()}: {raw_key} (copy it now; it will not be shown again)",
-            messages.WARNING,
-        )
-
-    @admin.action(description="Revoke selected API keys", permissions=["change"])
-    def revoke_selected(self, request, queryset):
-        for api_key in queryset:
-            services.api_key_revoke(api_key=api_key)
-        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
-
-
-class CatalogAdmin(admin.ModelAdmin):
-    """The catalog is shared by every user: only superusers change it (e.g. mark a region unavailable)."""
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # clusters refer to catalog rows; mark them unavailable instead
-
-
-@admin.register(Provider)
-class ProviderAdmin(CatalogAdmin):
-    list_display = ["name", "label", "available"]
-    list_editable = ["available"]
-    actions = ["sync_catalog_selected"]
-
-    @admin.action(description="Sync the catalog of selected providers from their APIs", permissions=["change"])
-    def sync_catalog_selected(self, request, queryset):
-        from .services.catalog_sync import catalog_sync
-
-        for result in catalog_sync([provider.name for provider in queryset]):
-            self.message_user(request, str(result), messages.ERROR if result.error else messages.SUCCESS)
-
-
-@admin.register(Region)
-class RegionAdmin(CatalogAdmin):
-    list_display = ["name", "provider", "label", "available"]
-    list_filter = ["provider", "available"]
-    list_editable = ["available"]
-    search_fields = ["name", "label"]
-
-
-@admin.register(AvailabilityZone)
-class AvailabilityZoneAdmin(CatalogAdmin):
-    list_display = ["name", "region", "available"]
-    list_filter = ["region__provider", "available"]
-    list_editable = ["available"]
-
-
-@admin.register(NodeType)
-class NodeTypeAdmin(CatalogAdmin):
-    list_display = ["name", "provider", "label", "cpu", "memory", "price_monthly", "alias_of", "available"]
-    list_filter = ["provider", "available"]
-    list_editable = ["available"]
-    filter_horizontal = ["regions", "availability_zones"]
-    readonly_fields = ["alias_of", "synced_at"]
-
-
-@admin.register(CloudAccount)
-class CloudAccountAdmin(admin.ModelAdmin):
-    """Users' linked cloud accounts, read-only: users link and unlink them through the API (verified with the
-    provider there). The secret is never shown, not even encrypted."""
-
-    list_display = ["owner", "provider", "kind", "label", "hint", "verified_at"]
-    list_filter = ["provider", "kind"]
-    search_fields = ["owner__username", "label", "hint"]
-    fields = ["owner", "provider", "kind", "label", "hint", "limits", "verified_at", "created_at", "updated_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # unlinking is refused while live nodes depend on the account: the API's DELETE checks that
-
-
-admin.site.site_header = "Tutum API operations"
-admin.site.site_title = "Tutum API"
-admin.site.index_title = "Node clusters, nodes and the catalog"
-
-# Registered from their own module (it builds on the classes above), so autodiscovery of this one loads them.
-from . import admin_webhooks  # noqa: E402, F401

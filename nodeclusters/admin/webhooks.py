@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 
-from .admin import EngineRowAdmin, ReadOnlyInline
-from .models import Webhook, WebhookDelivery
+from ..models import Webhook, WebhookDelivery
+from .base import EngineRowAdmin, ReadOnlyInline
 
 
 class WebhookDeliveryInline(ReadOnlyInline):
