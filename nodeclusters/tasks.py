@@ -181,12 +181,17 @@ def engine_sweep() -> dict:
         resolve_node_strays.delay(str(node_uuid))
     repairs = repair.clusters_due_repair()
     engine_schedule_many([("nodeclusters.repair_node_cluster", (cluster_uuid,)) for cluster_uuid in repairs])
-    return {
+    queued = {
         "reconciles": len(cluster_uuids),
         "health_checks": len(probes),
         "strays": len(strays),
         "repairs": len(repairs),
     }
+    if any(queued.values()):  # Celery's own lines about this task are left out (settings.LOG_ROUTINE_TASKS)
+        logger.info(
+            "sweep: queued %d reconcile(s), %d health check(s), %d stray check(s), %d repair(s)", *queued.values()
+        )
+    return queued
 
 
 @shared_task(name="nodeclusters.repair_node_cluster", soft_time_limit=60, time_limit=90, **_COMMON)
@@ -262,6 +267,14 @@ def webhooks_dispatch() -> dict:
     counts = webhook_deliveries_run(limit=settings.WEBHOOK_DELIVERIES_PER_RUN)
     if counts["attempted"] >= settings.WEBHOOK_DELIVERIES_PER_RUN:
         webhooks_dispatch.delay()
+    if created or counts["attempted"]:  # Celery's own lines about this task are left out (LOG_ROUTINE_TASKS)
+        logger.info(
+            "webhooks: %d deliveries queued, %d sent: %d delivered, %d failed",
+            created,
+            counts["attempted"],
+            counts["delivered"],
+            counts["failed"],
+        )
     return {"created": created, **counts}
 
 

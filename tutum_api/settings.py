@@ -350,12 +350,22 @@ MAX_CLUSTERS_PER_USER = env_int("MAX_CLUSTERS_PER_USER", 0)
 CATALOG_SYNC_INTERVAL = env_float("CATALOG_SYNC_INTERVAL", 86400.0)
 
 # JSON lines by default (LOG_FORMAT=plain for a terminal); engine lines carry node_cluster_uuid, node_uuid
-# and action_uuid (see tutum_api/logging.py).
+# and action_uuid (see tutum_api/logging.py). Celery's INFO lines about each run of the housekeeping tasks beat runs
+# every few seconds are left out, unless LOG_LEVEL=DEBUG; those tasks log what they did when they did something.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOG_ROUTINE_TASKS = [
+    "nodeclusters.engine_sweep",
+    "nodeclusters.update_state_gauges",
+    "nodeclusters.webhooks_dispatch",
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "tutum_api.logging.ContextFilter"}},
+    "filters": {
+        "context": {"()": "tutum_api.logging.ContextFilter"},
+        "routine": {"()": "tutum_api.logging.RoutineTasksFilter", "tasks": LOG_ROUTINE_TASKS},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -368,10 +378,10 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain" if LOG_FORMAT == "plain" else "json",
-            "filters": ["context"],
+            "filters": ["context"] if LOG_LEVEL == "DEBUG" else ["context", "routine"],
         }
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
