@@ -356,6 +356,7 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOG_ROUTINE_TASKS = [
     "nodeclusters.engine_sweep",
+    "nodeclusters.reap_leaked_instances",
     "nodeclusters.update_state_gauges",
     "nodeclusters.webhooks_dispatch",
 ]

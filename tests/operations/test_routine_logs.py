@@ -117,15 +117,10 @@ def test_log_level_debug_shows_everything():
 
 @pytest.mark.stack
 def test_make_runs_console_shows_the_engines_work_without_the_routine_runs(tmp_path):
-    """Real beat and workers under runstack: webhooks are dispatched, gauges counted and the sweep run every 2 s here,
-    and Celery writes no line about any of them, while it does about a cluster's deploy."""
-    intervals = (
-        "ENGINE_SWEEP_INTERVAL",
-        "ENGINE_HEALTH_CHECK_INTERVAL",
-        "WEBHOOK_POLL_INTERVAL",
-        "METRICS_STATE_INTERVAL",
-    )
-    env = dict.fromkeys(intervals, "2")
+    """Real beat and workers under runstack: both sweeps, the gauges and the webhook dispatch run every 2 s here, and
+    Celery writes no line about any of them, while it does about a cluster's deploy."""
+    intervals = ["ENGINE_SWEEP_INTERVAL", "ENGINE_HEALTH_CHECK_INTERVAL", "ENGINE_LEAK_SWEEP_INTERVAL"]
+    env = dict.fromkeys([*intervals, "WEBHOOK_POLL_INTERVAL", "METRICS_STATE_INTERVAL"], "2")
     with RunStack(var_dir=tmp_path / "stack", env=env) as stack:
         client = StackClient(stack.url, stack.auth_header)
         try:
